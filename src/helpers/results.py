@@ -1,0 +1,37 @@
+"""Headline results a notebook records (JSON in ``settings.results_dir()``), read by the runner and notebook 06."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+
+from helpers import settings
+
+
+def record(notebook: str, headline: str, **metrics) -> dict:
+    """Save ``metrics`` for ``notebook``; ``headline`` names the one the runner's summary shows."""
+    if headline not in metrics:
+        raise KeyError(f"headline {headline!r} is not among the metrics {sorted(metrics)}.")
+    for name, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"metric {name} is {value}; a run that produced it has failed.")
+    entry = {"notebook": notebook, "headline": headline, "time": time.time(), "metrics": metrics}
+    folder = settings.results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(entry, f, indent=2, default=float)
+    os.replace(tmp, folder / f"{notebook}.json")
+    return entry
+
+
+def load(notebook: str) -> dict | None:
+    """The last recorded results of ``notebook``, or None if it has not recorded any."""
+    path = settings.results_dir() / f"{notebook}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

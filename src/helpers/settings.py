@@ -1,0 +1,149 @@
+"""One QUICK flag, the run sizes derived from it, seeding, and where data and results live.
+
+A notebook's ``parameters`` cell reads ``QUICK = helpers.settings.quick_default()``; papermill's
+``-p QUICK True``, the environment variable ``CNN_QUICK=1`` and editing the cell all end in
+``run_config(profile, quick=QUICK, ...)``, the single place where run sizes are decided. QUICK only shrinks
+numbers: the code path is the same in both modes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+QUICK_ENV = "CNN_QUICK"
+DATA_DIR_ENV = "CNN_DATA_DIR"
+RESULTS_DIR_ENV = "CNN_RESULTS_DIR"
+CACHE_DIR_ENV = "CNN_CACHE_DIR"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def quick_default() -> bool:
+    """QUICK as the environment says (``CNN_QUICK``); False when it is unset."""
+    raw = os.environ.get(QUICK_ENV, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{QUICK_ENV}={os.environ[QUICK_ENV]!r} is not a yes/no value; use 1 or 0.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every size a notebook's run depends on. ``None`` sample counts mean "all of them"."""
+
+    profile: str
+    quick: bool
+    seed: int
+    epochs: int
+    batch_size: int
+    image_size: int
+    train_samples: int | None
+    val_samples: int | None
+    width: float = 1.0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The one table of run sizes. Each profile has its full-mode sizes and the QUICK overrides; every other
+# field is shared, so QUICK cannot drift into a different experiment.
+PROFILES: dict[str, dict] = {
+    "cnn_basics": dict(
+        full=dict(epochs=3, batch_size=128, image_size=28, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, train_samples=10000, val_samples=2000),
+    ),
+    "lenet5": dict(
+        full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, train_samples=4096, val_samples=2000),
+    ),
+    # Dogs vs. Cats notebooks: one profile each, so each network's CPU-friendly defaults can differ.
+    **{
+        name: dict(
+            full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+            quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+        )
+        for name in ("alexnet", "vgg", "googlenet", "resnet", "comparison")
+    },
+}
+
+
+def run_config(
+    profile: str,
+    *,
+    quick: bool | None = None,
+    seed: int = 42,
+    **overrides,
+) -> RunConfig:
+    """Run sizes for ``profile`` in QUICK or full mode; ``overrides`` set by hand win, ``None`` ones do not.
+
+    ``quick=None`` reads ``CNN_QUICK`` (what a parameters cell left at its default does).
+    """
+    if profile not in PROFILES:
+        raise KeyError(f"Unknown run profile {profile!r}; known: {', '.join(sorted(PROFILES))}.")
+    if quick is None:
+        quick = quick_default()
+    if not isinstance(quick, bool):
+        raise TypeError(f"QUICK must be True or False, not {quick!r}.")
+    sizes = dict(PROFILES[profile]["full"])
+    if quick:
+        sizes.update(PROFILES[profile]["quick"])
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    for name, value in overrides.items():
+        key = name.lower()
+        if key not in known or key in {"profile", "quick", "seed"}:
+            raise TypeError(f"run_config() got an unknown size {name!r}; sizes are {sorted(sizes)}.")
+        if value is not None:
+            sizes[key] = value
+    return RunConfig(profile=profile, quick=quick, seed=int(seed), **sizes)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TF ops reproducible (slower)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def repo_root() -> Path | None:
+    """The source checkout this package runs from, or None when it is installed elsewhere (e.g. Colab)."""
+    candidate = Path(__file__).resolve().parents[2]
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def _env_path(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value).expanduser() if value else default
+
+
+def _project_dir() -> Path:
+    return repo_root() or Path.cwd()
+
+
+def data_dir() -> Path:
+    """Where datasets live: ``CNN_DATA_DIR``, else ``<repo>/data`` (``./data`` outside a checkout)."""
+    return _env_path(DATA_DIR_ENV, _project_dir() / "data")
+
+
+def cache_dir() -> Path:
+    """Where derived, rebuildable files go (image-check manifests, tf.data caches)."""
+    return _env_path(CACHE_DIR_ENV, _project_dir() / "build" / "cache")
+
+
+def results_dir() -> Path:
+    """Where notebooks record their headline results (read by the runner and the comparison notebook)."""
+    return _env_path(RESULTS_DIR_ENV, _project_dir() / "build" / "results")
+
+
+NONINTERACTIVE_ENV = "CNN_NONINTERACTIVE"
+
+
+def interactive() -> bool:
+    """False under the runner, the tests and CI (they set ``CNN_NONINTERACTIVE`` or ``CI``)."""
+    return not any(os.environ.get(v, "").strip().lower() in _TRUE for v in (NONINTERACTIVE_ENV, "CI"))
