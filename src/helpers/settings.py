@@ -61,13 +61,26 @@ PROFILES: dict[str, dict] = {
         quick=dict(epochs=1, train_samples=4096, val_samples=2000),
     ),
     # Dogs vs. Cats notebooks: one profile each, so each network's CPU-friendly defaults can differ.
-    **{
-        name: dict(
-            full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-            quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
-        )
-        for name in ("alexnet", "vgg", "googlenet", "resnet", "comparison")
-    },
+    "alexnet": dict(
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    ),
+    "vgg": dict(
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    ),
+    "googlenet": dict(
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    ),
+    "resnet": dict(
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    ),
+    "comparison": dict(
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    ),
 }
 
 
