@@ -1,0 +1,157 @@
+"""Image folders: real JPEGs stream through tf.data; broken and odd files are skipped or converted, and reported."""
+
+import io
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import settings
+from helpers.data import DatasetUnavailableError, cats_and_dogs, image_folder, scan_image_folder
+from helpers.data.images import ensure_cats_and_dogs
+
+SKIPPED = {"cats/truncated.jpg", "cats/empty.jpg", "dogs/notes.jpg"}
+CONVERTED = {"cats/png_inside.jpg", "dogs/anim.gif", "dogs/old.bmp", "cats/gray.jpg", "dogs/cmyk.jpg"}
+
+
+def _real_images(kind, n):
+    folder = settings.data_dir() / "cats_and_dogs_filtered" / "train" / kind
+    return sorted(folder.glob("*.jpg"))[:n]
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory):
+    """A train/<class>/ folder of real photos plus every kind of bad file the loader must survive."""
+    root = tmp_path_factory.mktemp("messy") / "train"
+    for kind in ("cats", "dogs"):
+        (root / kind).mkdir(parents=True)
+        for src in _real_images(kind, 6):
+            shutil.copy(src, root / kind / src.name)
+    photo = Image.open(_real_images("cats", 1)[0]).convert("RGB")
+    jpeg = (root / "cats" / "cat.0.jpg").read_bytes()
+    (root / "cats" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (root / "cats" / "empty.jpg").write_bytes(b"")
+    (root / "dogs" / "notes.jpg").write_text("this is a text file with a .jpg name\n")
+    photo.save(root / "cats" / "png_inside.jpg", format="PNG")
+    photo.save(root / "dogs" / "anim.gif", format="GIF")
+    photo.save(root / "dogs" / "old.bmp", format="BMP")
+    photo.convert("L").save(root / "cats" / "gray.jpg", format="JPEG")
+    photo.convert("CMYK").save(root / "dogs" / "cmyk.jpg", format="JPEG")
+    return root
+
+
+def test_scan_skips_broken_files_and_reports_them(messy_folder):
+    paths, labels, report = scan_image_folder(messy_folder)
+    assert {name for name, _ in report.skipped} == SKIPPED
+    assert {name for name, _ in report.converted} == CONVERTED
+    assert len(paths) == len(labels) == 12 + len(CONVERTED)
+    assert report.counts == {"cats": 6 + 2, "dogs": 6 + 3}
+    reasons = dict(report.skipped)
+    assert reasons["cats/empty.jpg"] == "empty file"
+    assert "not an image" in reasons["dogs/notes.jpg"]
+    assert "cannot be decoded" in reasons["cats/truncated.jpg"]
+    text = str(report)
+    assert "3 skipped" in text and "truncated.jpg" in text
+
+
+def test_every_epoch_runs_through_a_messy_folder(messy_folder):
+    data = image_folder(messy_folder, image_size=32, batch_size=4, validation_fraction=0.25, seed=3)
+    assert data.train_count + data.val_count == 12 + len(CONVERTED)
+    for _ in range(2):  # a second epoch reads from the cache
+        seen = 0
+        for x, y in data.train:
+            assert x.shape[1:] == (32, 32, 3) and x.dtype.name == "float32"
+            assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+            seen += len(y)
+        assert seen == data.train_count
+    assert sum(len(y) for _, y in data.val) == data.val_count
+
+
+def test_converted_files_decode_to_rgb_with_the_right_colours(messy_folder):
+    import tensorflow as tf
+
+    for name in ("cats/gray.jpg", "dogs/cmyk.jpg", "cats/png_inside.jpg"):
+        image = tf.io.decode_image(tf.io.read_file(str(messy_folder / name)), channels=3, expand_animations=False)
+        reference = np.asarray(Image.open(messy_folder / name).convert("RGB"), dtype=np.float32)
+        assert image.shape == reference.shape
+        assert np.abs(image.numpy().astype(np.float32) - reference).mean() < 8  # JPEG decoders differ slightly
+
+
+def test_check_results_are_cached_and_a_changed_file_is_checked_again(messy_folder, tmp_path):
+    victim = tmp_path / "train"
+    shutil.copytree(messy_folder, victim)
+    first = scan_image_folder(victim)[2]
+    (victim / "dogs" / _real_images("dogs", 1)[0].name).write_bytes(b"\xff\xd8\xff broken jpeg")
+    second = scan_image_folder(victim)[2]
+    assert len(second.skipped) == len(first.skipped) + 1
+
+
+def test_cats_and_dogs_streams_the_real_folder():
+    data = cats_and_dogs(image_size=48, batch_size=16, train_samples=100, val_samples=40, seed=0)
+    assert data.class_names == ["cats", "dogs"]
+    assert data.train_report.counts == {"cats": 999, "dogs": 1000}  # cat.459.jpg is absent in this copy
+    assert data.val_report.counts == {"cats": 500, "dogs": 500}
+    labels = np.concatenate([y.numpy() for _, y in data.train])
+    assert len(labels) == 100 and abs(int(labels.sum()) - 50) <= 1  # the subset keeps the classes balanced
+    x, _ = next(iter(data.val))
+    assert x.shape == (16, 48, 48, 3)
+
+
+def test_augmentation_runs_on_training_batches_only(messy_folder):
+    import keras
+
+    flip = keras.layers.RandomFlip("horizontal", seed=1)
+    data = image_folder(messy_folder, image_size=16, batch_size=32, augment=flip, validation_fraction=0.25)
+    x_train, _ = next(iter(data.train))
+    assert x_train.shape[1:] == (16, 16, 3)
+
+
+def test_bad_folders_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        scan_image_folder(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        scan_image_folder(tmp_path)
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "a.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match="no usable images"):
+        scan_image_folder(tmp_path)
+    with pytest.raises(ValueError, match="image_size"):
+        image_folder(tmp_path, image_size=2, batch_size=4)
+
+
+def test_train_and_validation_classes_must_match(messy_folder, tmp_path):
+    other = tmp_path / "val" / "birds"
+    other.mkdir(parents=True)
+    shutil.copy(_real_images("cats", 1)[0], other / "x.jpg")
+    with pytest.raises(ValueError, match="class folders differ"):
+        image_folder(messy_folder, val_root=tmp_path / "val", image_size=16, batch_size=4)
+
+
+def _zip_of_folder(path, files):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+
+
+def test_archive_is_extracted_once_and_completely(tmp_path):
+    jpeg = _real_images("cats", 1)[0].read_bytes()
+    files = {f"cats_and_dogs_filtered/{split}/{kind}/{kind}.{i}.jpg": jpeg
+             for split in ("train", "validation") for kind in ("cats", "dogs") for i in range(2)}
+    _zip_of_folder(tmp_path / "cats_and_dogs_filtered.zip", files)
+    root = ensure_cats_and_dogs(tmp_path)
+    assert sorted(p.name for p in (root / "train" / "dogs").iterdir()) == ["dogs.0.jpg", "dogs.1.jpg"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".extract")]
+
+
+def test_a_broken_archive_is_removed_with_a_clear_error(tmp_path):
+    buffer = io.BytesIO()
+    _zip_of_folder(buffer, {"cats_and_dogs_filtered/train/cats/a.jpg": b"x" * 1000})
+    damaged = bytearray(buffer.getvalue())
+    damaged[60:70] = b"0123456789"  # inside the stored file data: the CRC check fails
+    (tmp_path / "cats_and_dogs_filtered.zip").write_bytes(bytes(damaged))
+    with pytest.raises(DatasetUnavailableError, match="not a valid cats_and_dogs_filtered archive"):
+        ensure_cats_and_dogs(tmp_path)
+    assert not (tmp_path / "cats_and_dogs_filtered.zip").exists()
+    assert not (tmp_path / "cats_and_dogs_filtered").exists()
