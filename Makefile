@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lab clean
+.PHONY: setup run test student lab clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ run: setup
 
 test: setup
 	CNN_QUICK=1 CNN_NONINTERACTIVE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
+
+# Student versions of the notebooks (solutions stubbed, hidden tests removed) in build/student/.
+student: setup
+	$(PY) -m helpers.assignments build
 
 lab: setup
 	$(PY) -m pip install --quiet "jupyterlab>=4"

@@ -1,0 +1,102 @@
+"""Student versions, the checks students run, and grading with hidden tests."""
+
+import csv
+
+import nbformat
+import papermill
+import pytest
+
+from helpers import assignments, checks
+from tests.notebook_tools import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    written = assignments.build(NOTEBOOKS, out)
+    assert written, "no course notebook has exercises"
+    return out
+
+
+def _solution_lines(nb):
+    """Every non-blank line inside a solution or hidden-test region of the course notebook."""
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        inside = False
+        for line in cell.source.split("\n"):
+            if assignments.BEGIN_SOLUTION in line or assignments.BEGIN_HIDDEN in line:
+                inside = True
+            elif assignments.END_SOLUTION in line or assignments.END_HIDDEN in line:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
+
+
+def test_no_solution_or_hidden_test_survives(student_dir):
+    for path in sorted(student_dir.glob("*.ipynb")):
+        course = nbformat.read(NOTEBOOKS / path.name, as_version=4)
+        student = nbformat.read(path, as_version=4)
+        nbformat.validate(student)
+        text = "\n".join(c.source for c in student.cells)
+        secrets = _solution_lines(course)
+        assert secrets
+        for line in secrets:
+            assert line not in text, f"{path.name} still contains solution text: {line!r}"
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+        assert "raise NotImplementedError" in text
+        assert not any(c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+
+def test_building_is_idempotent(student_dir, tmp_path):
+    again = assignments.build(NOTEBOOKS, tmp_path / "again")
+    for path in again:
+        assert path.read_bytes() == (student_dir / path.name).read_bytes()
+        # A student version is its own student version.
+        student = nbformat.read(path, as_version=4)
+        assert assignments.student_notebook(student) == student
+
+
+def test_unpaired_markers_are_reported():
+    with pytest.raises(assignments.MarkerError, match="never closed"):
+        assignments.student_source("x = 1\n### BEGIN SOLUTION\ny = 2", "ex", "probe")
+    with pytest.raises(assignments.MarkerError, match="without a"):
+        assignments.student_source("### END SOLUTION", "ex", "probe")
+
+
+def test_student_version_stops_at_the_first_exercise_with_a_plain_message(student_dir, tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        papermill.execute_notebook(str(student_dir / "00_cnn_basics.ipynb"), str(tmp_path / "run.ipynb"),
+                                   parameters={"QUICK": True}, cwd=str(NOTEBOOKS), progress_bar=False)
+    assert error.value.ename == "CheckFailed"
+    assert "output_size is not written yet" in error.value.evalue
+    assert "tensorflow" not in "".join(error.value.traceback).lower()
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda n, k, s=1, p=0: (n + 2 * p - k) // s, "returned 27, but a Keras Conv2D with that padding gives 28"),
+    (lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1, "a fraction"),
+    (lambda n, k, s=1, p=0: (n + p - k) // s + 1, r"output_size\(n=224, k=11, s=4, p=2\) returned 54, but a Keras Conv2D with that padding gives 55"),
+    (lambda n, k, s=1, p=0: 1 // 0, "raised ZeroDivisionError"),
+])
+def test_output_size_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.check_output_size(wrong)
+
+
+def test_grading_scores_a_correct_and_a_stubbed_submission(student_dir, tmp_path):
+    submissions = tmp_path / "submissions"
+    (submissions / "ada").mkdir(parents=True)
+    (submissions / "bob").mkdir(parents=True)
+    (submissions / "ada" / "00_cnn_basics.ipynb").write_bytes((NOTEBOOKS / "00_cnn_basics.ipynb").read_bytes())
+    (submissions / "bob" / "00_cnn_basics.ipynb").write_bytes((student_dir / "00_cnn_basics.ipynb").read_bytes())
+    rows = assignments.grade(submissions, NOTEBOOKS, tmp_path / "scores.csv")
+    scores = {row["submission"]: (row["score"], row["max_score"]) for row in rows}
+    assert scores == {"ada/00_cnn_basics.ipynb": (1.0, 1.0), "bob/00_cnn_basics.ipynb": (0.0, 1.0)}
+    with open(tmp_path / "scores.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["check_output_size"] for r in table] == ["1.0", "0.0"]
