@@ -34,7 +34,7 @@ SIGNATURES = {  # leading bytes -> format; anything else is not an image the pip
     b"GIF89a": "GIF",
     b"BM": "BMP",
 }
-MEMORY_CACHE_LIMIT = 1 << 30  # bytes of decoded uint8 images kept in RAM by cache="auto"
+MEMORY_CACHE_LIMIT = 512 << 20  # bytes of decoded uint8 images cache="auto" keeps in RAM; beyond: stream
 
 
 @dataclasses.dataclass
