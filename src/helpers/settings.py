@@ -16,6 +16,7 @@ QUICK_ENV = "CNN_QUICK"
 DATA_DIR_ENV = "CNN_DATA_DIR"
 RESULTS_DIR_ENV = "CNN_RESULTS_DIR"
 CACHE_DIR_ENV = "CNN_CACHE_DIR"
+RUNS_DIR_ENV = "CNN_RUNS_DIR"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -56,26 +57,32 @@ PROFILES: dict[str, dict] = {
         full=dict(epochs=3, batch_size=128, image_size=28, train_samples=None, val_samples=None),
         quick=dict(epochs=1, train_samples=10000, val_samples=2000),
     ),
-    "lenet5": dict(
+    "lenet5": dict(  # full: ≈ 10 s an epoch per variant on a free 2-core CPU
         full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, train_samples=4096, val_samples=2000),
+        quick=dict(epochs=1, batch_size=32, train_samples=4096, val_samples=2000),
     ),
     # Dogs vs. Cats notebooks: one profile each, so each network's CPU-friendly defaults can differ.
-    "alexnet": dict(
-        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    "alexnet": dict(  # image_size = the crop fed to the network; AlexNet needs at least 67 pixels
+        full=dict(epochs=30, batch_size=32, image_size=128, width=0.5, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=96, train_samples=256, val_samples=128),
     ),
     "vgg": dict(
-        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
+        full=dict(epochs=30, batch_size=32, image_size=128, width=0.25, train_samples=None, val_samples=None),
         quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
     ),
-    "googlenet": dict(
-        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    "googlenet": dict(  # full: the whole network, for a GPU; CPU setting: width=0.5, image_size=96
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None, width=1.0),
+        quick=dict(epochs=1, image_size=72, train_samples=256, val_samples=128, width=0.25),
     ),
-    "resnet": dict(
-        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+    "resnet": dict(  # Dogs vs. Cats with ResNet-18; full is for a GPU, CPU setting: width=0.5, image_size=96
+        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None, width=1.0),
+        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128, width=0.25),
+    ),
+    # Notebook 05's degradation experiment: plain vs residual nets on MNIST padded to 32×32 (training error
+    # only). CPU setting: train_samples=10000, epochs=5.
+    "resnet_degradation": dict(
+        full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        quick=dict(epochs=2, image_size=16, train_samples=256),
     ),
     "comparison": dict(
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
@@ -152,6 +159,11 @@ def cache_dir() -> Path:
 def results_dir() -> Path:
     """Where notebooks record their headline results (read by the runner and the comparison notebook)."""
     return _env_path(RESULTS_DIR_ENV, _project_dir() / "build" / "results")
+
+
+def runs_dir() -> Path:
+    """Where training runs keep their checkpoints and logs: ``CNN_RUNS_DIR``, else ``<repo>/build/runs``."""
+    return _env_path(RUNS_DIR_ENV, _project_dir() / "build" / "runs")
 
 
 NONINTERACTIVE_ENV = "CNN_NONINTERACTIVE"

@@ -1,12 +1,195 @@
-"""One ``fit``-level entry used by every notebook, built on Keras's own compile/fit and callbacks."""
+"""One ``fit``-level entry used by every notebook, built on Keras's own compile/fit and callbacks.
+
+A notebook trains in three steps::
+
+    helpers.training.set_precision(MIXED_PRECISION)  # optional, before building: False, True or a policy name
+    with helpers.training.strategy().scope():        # TPU on Colab, MirroredStrategy on several GPUs, else default
+        model = helpers.models.build("lenet5", input_shape=..., num_classes=10)
+        model.compile(optimizer=..., loss=..., metrics=["accuracy"])
+    history = helpers.training.fit(model, train_ds, validation=val_ds, epochs=cfg.epochs,
+                                   batch_size=cfg.batch_size, run="lenet5")
+    best = helpers.training.load_best(history)       # the best epoch's model, reloaded from its .keras file
+
+- ``strategy(kind="auto")`` picks the distribution strategy once per process; ``kind`` may force "tpu",
+  "mirrored" or "default". Variables must be created inside ``strategy().scope()``, which is why building
+  and compiling sit in the ``with`` block; ``model.fit`` then uses that strategy by itself.
+- ``set_precision(True)`` switches Keras to mixed precision: ``mixed_float16`` on a GPU, ``mixed_bfloat16``
+  on a TPU or on a CPU with bfloat16 instructions (AVX512_BF16/AMX), float32 elsewhere. Layers then compute
+  in 16 bits but keep float32 weights. The output layer must still compute in float32 (a 16-bit softmax
+  loses small probabilities and the loss with them), so builders give it ``dtype="float32"``, e.g.
+  ``Dense(num_classes, activation="softmax", dtype="float32")``: it changes nothing in a float32 run and
+  adds no parameters. ``fit`` refuses a model whose outputs are not float32, with that fix in the message.
+  The policy is global: ``set_precision(False)`` returns to float32 for models built afterwards.
+- ``fit`` keeps everything about a run in ``<runs dir>/<run>/`` (``settings.runs_dir()``: ``build/runs``
+  or ``CNN_RUNS_DIR``; ``run`` defaults to the model's name): ``backup/`` (BackupAndRestore: a run that was
+  interrupted resumes at the epoch it stopped at when the same cells run again; on Colab, point
+  ``CNN_RUNS_DIR`` at Google Drive so the backup outlives a lost session),
+  ``best.keras`` (ModelCheckpoint of the best epoch by ``monitor``), ``log.csv`` (CSVLogger, one row an
+  epoch), and ``tensorboard/`` when asked. Wall seconds and images/second are recorded by ``Timing``.
+- A person watching gets Keras's progress bar; the runner, tests and CI (``settings.interactive()`` False)
+  get one line an epoch (``verbose=2``).
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
 import time
+from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from helpers import settings
+
+# ---------------------------------------------------------------------------------------------------------
+# Distribution strategy
+
+
+STRATEGY_KINDS = ("auto", "tpu", "mirrored", "default")
+_strategies: dict[str, tf.distribute.Strategy] = {}
+
+
+def _tpu_address() -> str | None:
+    """Where a TPU is by Colab's and Cloud's conventions, or None; looks only at local signs, never the network."""
+    if os.environ.get("COLAB_TPU_ADDR"):  # Colab's older TPU-node runtime
+        return "grpc://" + os.environ["COLAB_TPU_ADDR"]
+    if os.environ.get("TPU_NAME"):
+        return os.environ["TPU_NAME"]
+    if Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists():  # a TPU VM (Colab's TPU runtime)
+        return "local"  # the chips are attached to this machine
+    return None
+
+
+def _connect_tpu() -> tf.distribute.Strategy:
+    address = _tpu_address()
+    if address is None:
+        raise RuntimeError("No TPU found: no COLAB_TPU_ADDR or TPU_NAME variable and no /dev/accel0. "
+                           "On Colab choose Runtime > Change runtime type > TPU.")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver.connect(tpu=address)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _mirrored() -> tf.distribute.Strategy:
+    # Mirror over the GPUs, or over the CPU's logical devices when there are none (how the tests run it).
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def strategy(kind: str = "auto") -> tf.distribute.Strategy:
+    """The distribution strategy to build, compile and train under; the same object on every call.
+
+    ``"auto"``: a TPU when one is attached (Colab), MirroredStrategy when there are several GPUs, otherwise
+    TensorFlow's default strategy (one device). ``"tpu"``, ``"mirrored"`` and ``"default"`` force a choice.
+    """
+    if kind not in STRATEGY_KINDS:
+        raise ValueError(f"Unknown strategy {kind!r}; choose one of {', '.join(STRATEGY_KINDS)}.")
+    if kind in _strategies:
+        return _strategies[kind]
+    if kind == "auto":
+        chosen = None
+        if _tpu_address() is not None:
+            try:
+                chosen = strategy("tpu")
+            except Exception as error:  # a TPU that cannot be reached must not stop a CPU/GPU run
+                print(f"A TPU seemed present but could not be initialised ({error}); not using it.")
+        if chosen is None:
+            chosen = strategy("mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default")
+    elif kind == "tpu":
+        chosen = _connect_tpu()
+    elif kind == "mirrored":
+        chosen = _mirrored()
+    else:
+        chosen = tf.distribute.get_strategy()
+    _strategies[kind] = chosen
+    if kind != "auto":
+        print(f"Distribution: {type(chosen).__name__}, {chosen.num_replicas_in_sync} replica(s) in sync")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mixed precision
+
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# CPU feature flags (Linux /proc/cpuinfo) that mean native bfloat16 arithmetic: x86 AVX512_BF16 / AMX, Arm BF16.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as Linux reports them; empty where /proc/cpuinfo does not exist."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 / Arm
+            return frozenset(value.split())
+    return frozenset()
+
+
+def accelerator() -> str:
+    """"tpu", "gpu" or "cpu": what this process will compute on."""
+    if tf.config.list_logical_devices("TPU"):
+        return "tpu"
+    if tf.config.list_physical_devices("GPU"):
+        return "gpu"
+    return "tpu" if _tpu_address() is not None else "cpu"
+
+
+def choose_policy(device: str, flags: frozenset[str] = frozenset()) -> str:
+    """The mixed-precision policy worth using on ``device`` ("tpu", "gpu" or "cpu" with ``flags``).
+
+    GPUs have fast float16 (with loss scaling, which Keras adds); TPUs and CPUs with bfloat16 instructions
+    have fast bfloat16; any other CPU is fastest in plain float32.
+    """
+    if device == "gpu":
+        return "mixed_float16"
+    if device == "tpu" or (device == "cpu" and flags & BF16_CPU_FLAGS):
+        return "mixed_bfloat16"
+    if device == "cpu":
+        return "float32"
+    raise ValueError(f"Unknown device {device!r}; expected 'tpu', 'gpu' or 'cpu'.")
+
+
+def set_precision(mixed: bool | str = False) -> str:
+    """Set Keras's global dtype policy for models built from now on; returns the policy's name.
+
+    ``False`` or ``"float32"``: full precision. ``True`` or ``"auto"``: the mixed policy this machine is fast
+    with (``choose_policy``). ``"mixed_float16"`` / ``"mixed_bfloat16"``: that policy. Call it before
+    building the model: layers take the policy when they are created.
+    """
+    if mixed is False or mixed == "float32":
+        policy = "float32"
+    elif mixed is True or mixed == "auto":
+        device = accelerator()
+        policy = choose_policy(device, cpu_flags() if device == "cpu" else frozenset())
+    elif mixed in MIXED_POLICIES:
+        policy = mixed
+    else:
+        raise ValueError(f"Unknown precision {mixed!r}; use False, True, 'auto', 'float32', "
+                         f"'mixed_float16' or 'mixed_bfloat16'.")
+    keras.mixed_precision.set_dtype_policy(policy)
+    return policy
+
+
+def check_float32_outputs(model) -> None:
+    """Raise a clear error when a mixed-precision model's outputs (its softmax) are not computed in float32."""
+    for output in getattr(model, "outputs", None) or []:
+        dtype = keras.backend.standardize_dtype(output.dtype)
+        if dtype != "float32":
+            raise ValueError(
+                f"Model {model.name!r} outputs {dtype} under the {keras.mixed_precision.dtype_policy().name} "
+                "policy; its output layer must compute in float32 for a stable softmax and loss. Build that "
+                "layer with dtype='float32', e.g. Dense(num_classes, activation='softmax', dtype='float32').")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Callbacks and runs
 
 
 class Timing(keras.callbacks.Callback):
@@ -30,14 +213,154 @@ class Timing(keras.callbacks.Callback):
                 logs["images_per_second"] = self._steps * self.batch_size / seconds
 
 
-def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = None, callbacks=(), verbose=None):
-    """``model.fit`` with timing recorded; progress bar when a person watches, one line an epoch otherwise."""
+def default_verbose() -> int:
+    """Keras's progress bar (1) when a person watches, one line an epoch (2) under the runner, tests and CI."""
+    return 1 if settings.interactive() else 2
+
+
+def run_dir(run: str) -> Path:
+    """The folder a run named ``run`` keeps its backup, best model and logs in."""
+    if not run or Path(run).name != run or run in (".", ".."):
+        raise ValueError(f"A run name must be a plain folder name such as 'lenet5', not {run!r}.")
+    return settings.runs_dir() / run
+
+
+def _fingerprint(model) -> str:
+    """What a backup must match to be loaded: layer types and weight shapes (names vary between sessions)."""
+    layout = [[type(layer).__name__, [[list(w.shape), str(w.dtype)] for w in layer.weights]]
+              for layer in model.layers]
+    layout.append(type(model.optimizer).__name__ if model.optimizer is not None else None)
+    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _prepare_run(folder: Path, model, resume: bool) -> int:
+    """Keep a matching backup and the log rows before it, or clear the folder; returns the epoch to start at."""
+    backup, log = folder / "backup", folder / "log.csv"
+    fingerprint = _fingerprint(model)
+    start = 0
+    if backup.is_dir():
+        stamp, meta = backup / "model.fingerprint", backup / "training_metadata.json"
+        matches = stamp.is_file() and stamp.read_text() == fingerprint
+        if resume and matches and meta.is_file():
+            start = int(json.loads(meta.read_text())["epoch"])
+        else:
+            if resume and not matches:
+                print(f"The backup in {backup} belongs to a different model; starting afresh.")
+            shutil.rmtree(backup)
+    if start == 0:  # a fresh run: last run's best model and log would be mistaken for this one's
+        (folder / "best.keras").unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+    else:  # drop rows of the epoch that was cut short, so each epoch is logged once
+        _write_log(log, [row for row in _read_log(log) if int(row["epoch"]) < start])
+    backup.mkdir(parents=True, exist_ok=True)
+    (backup / "model.fingerprint").write_text(fingerprint)
+    return start
+
+
+def monitor_mode(monitor: str) -> str:
+    """"max" for scores (accuracy, AUC, precision, recall), "min" for losses and errors."""
+    return "max" if any(word in monitor for word in ("acc", "auc", "precision", "recall")) else "min"
+
+
+def _best_so_far(rows: list[dict], monitor: str) -> float | None:
+    values = [float(row[monitor]) for row in rows if row.get(monitor) not in (None, "", "nan")]
+    if not values:
+        return None
+    return max(values) if monitor_mode(monitor) == "max" else min(values)
+
+
+def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = None, callbacks=(),
+        verbose=None, run: str | None = None, monitor: str | None = None, resume: bool = True,
+        tensorboard: bool = False):
+    """``model.fit`` with resumable backups, a best-model checkpoint, a CSV log and timing.
+
+    ``train`` is a batched ``tf.data.Dataset`` or an ``(x, y)`` pair of arrays, ``validation`` likewise;
+    ``batch_size`` is the (global) batch size, used for images/second and to batch arrays.
+
+    ``run`` names the run's folder (default: the model's name). ``monitor`` picks the best epoch
+    (default ``val_loss`` with validation data, else ``loss``; see ``monitor_mode`` for its direction).
+    ``resume=False`` discards a backup left by an interrupted run instead of continuing it.
+    Returns Keras's History covering the whole run (epochs from before an interruption are read back from
+    the CSV log), with ``wall_seconds`` (this call), ``initial_epoch`` (0, or where it resumed), ``run_dir``,
+    ``best_model_path`` and ``log_path`` added.
+    """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, not {epochs}.")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(f"Model {model.name!r} is not compiled: call model.compile(...) before fit.")
+    check_float32_outputs(model)
+    if monitor is None:
+        monitor = "val_loss" if validation is not None else "loss"
+    elif monitor.startswith("val_") and validation is None:
+        raise ValueError(f"monitor={monitor!r} needs validation data; pass validation= or monitor a "
+                         "training metric.")
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ModuleNotFoundError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     if verbose is None:
-        verbose = 1 if settings.interactive() else 2
+        verbose = default_verbose()
+
+    folder = run_dir(run or model.name)
+    initial_epoch = _prepare_run(folder, model, resume)
+    log_path, best_path = folder / "log.csv", folder / "best.keras"
+    earlier = _read_log(log_path)
+    if initial_epoch:
+        print(f"Resuming run {folder.name!r} at epoch {initial_epoch + 1} of {epochs} "
+              f"(backup in {folder / 'backup'}).")
+    run_callbacks = [
+        keras.callbacks.BackupAndRestore(str(folder / "backup")),  # deletes its folder once fit completes
+        Timing(batch_size),  # before the loggers, so they record its numbers
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=monitor_mode(monitor),
+                                        save_best_only=True,  # carrying the best value over a resumption:
+                                        initial_value_threshold=_best_so_far(earlier, monitor)),
+        keras.callbacks.CSVLogger(str(log_path), append=bool(initial_epoch)),
+    ]
+    if tensorboard:
+        run_callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard")))
+
     start = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose,
-                        callbacks=[Timing(batch_size), *callbacks])
+    try:
+        if isinstance(train, tuple):  # NumPy arrays (x, y): Keras batches them itself
+            history = model.fit(*train, batch_size=batch_size, validation_data=validation, epochs=epochs,
+                                verbose=verbose, callbacks=[*run_callbacks, *callbacks])
+        else:  # a batched tf.data.Dataset shuffles itself (shuffle=False only silences Keras's warning)
+            history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose,
+                                shuffle=False, callbacks=[*run_callbacks, *callbacks])
+    finally:
+        model._initial_epoch = None  # Keras leaves BackupAndRestore's start epoch set for the next fit call
     history.wall_seconds = time.perf_counter() - start
+    if earlier:  # put the epochs trained before the interruption back in front of this call's
+        for key, values in history.history.items():
+            before = [float(row[key]) if row.get(key) else float("nan") for row in earlier]
+            history.history[key] = before + values
+        history.epoch = [int(row["epoch"]) for row in earlier] + history.epoch
+    history.initial_epoch = initial_epoch
+    history.run_dir, history.best_model_path, history.log_path = folder, best_path, log_path
     return history
+
+
+def load_best(history_or_path) -> keras.Model:
+    """The best epoch's model, reloaded from its ``.keras`` file with ``safe_mode=True`` (no arbitrary code)."""
+    import helpers.layers  # noqa: F401  registers the course's custom layers so their models reload
+
+    path = Path(getattr(history_or_path, "best_model_path", history_or_path))
+    if not path.is_file():
+        raise FileNotFoundError(f"No saved best model at {path}: did the run finish at least one epoch?")
+    return keras.saving.load_model(path, safe_mode=True)

@@ -18,5 +18,6 @@ def build_small_cnn(*, input_shape, num_classes, filters=(32, 64), dense_units=1
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="fc")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # float32 output keeps softmax stable under mixed precision; it changes nothing in float32 runs.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="small_cnn")

@@ -1,0 +1,257 @@
+"""helpers.training: strategies, mixed-precision choice, resumable runs, best-model reload, verbosity.
+
+Small models on a few hundred real MNIST images keep every test to seconds; random tensors are used only
+for pure mechanics (a reloaded model must give the same outputs on any input).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import helpers.data
+import helpers.layers
+import helpers.training as training
+
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """512 training and 256 test images of the real MNIST files."""
+    return helpers.data.load_mnist("train", limit=512), helpers.data.load_mnist("test", limit=256)
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts and ends in full precision (the dtype policy is global)."""
+    keras.mixed_precision.set_dtype_policy("float32")
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+def small_model(filters=8, seed=0, output_dtype="float32"):
+    """conv → pool → LRN (a course layer, so reloading exercises its registration) → softmax."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(filters, 3, activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = helpers.layers.LocalResponseNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10, activation="softmax", dtype=output_dtype)(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def read_epochs(path):
+    with open(path) as f:
+        return [int(line.split(",")[0]) for line in f.readlines()[1:]]
+
+
+class Probe(keras.callbacks.Callback):
+    """Records what fit did: the verbosity Keras got, the epochs it ran, weights after restore and per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.weights = [], []
+
+    def on_train_begin(self, logs=None):
+        self.verbose = self.params["verbose"]
+        self.start_weights = self.model.get_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stands in for a lost session: raises when epoch ``at`` begins."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
+
+
+def test_fit_learns_logs_and_reloads_best_model(mnist):
+    (x, y), validation = mnist
+    model, probe = small_model(), Probe()
+    history = training.fit(model, (x, y), validation=validation, epochs=3, batch_size=BATCH,
+                           run="best", monitor="val_accuracy", callbacks=[probe])
+
+    assert probe.verbose == 2  # tests run non-interactively
+    assert history.initial_epoch == 0 and history.epoch == [0, 1, 2]
+    assert max(history.history["val_accuracy"]) > 0.5  # well above chance (0.1) on real digits
+    assert all(s > 0 for s in history.history["images_per_second"]) and history.wall_seconds > 0
+    assert read_epochs(history.log_path) == [0, 1, 2]
+    assert not (history.run_dir / "backup").exists()  # a completed run leaves no backup to resume
+
+    best = training.load_best(history)  # safe_mode=True, with the LRN layer in it
+    assert any(isinstance(layer, helpers.layers.LocalResponseNormalization) for layer in best.layers)
+    best_epoch = int(np.argmax(history.history["val_accuracy"]))
+    assert best.evaluate(*validation, verbose=0, return_dict=True)["accuracy"] == pytest.approx(
+        history.history["val_accuracy"][best_epoch], abs=1e-6)
+    model.set_weights(probe.weights[best_epoch])
+    noise = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(best.predict(noise, verbose=0), model.predict(noise, verbose=0), atol=1e-6)
+
+
+def test_interrupted_run_resumes_at_the_epoch_it_stopped(mnist):
+    (x, y), validation = mnist
+    x, y = x[:256], y[:256]  # mechanics only: fewer steps
+    steps = len(x) // BATCH
+    first, before = small_model(), Probe()
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(first, (x, y), validation=validation, epochs=3, batch_size=BATCH, run="resume",
+                     callbacks=[before, Interrupt(at=2)])
+    run = training.run_dir("resume")
+    assert read_epochs(run / "log.csv") == [0, 1] and (run / "backup").is_dir()
+
+    # Running the notebook cell again: a new model object, built and compiled the same way.
+    second, after = small_model(seed=1), Probe()
+    history = training.fit(second, (x, y), validation=validation, epochs=3, batch_size=BATCH, run="resume",
+                           callbacks=[after])
+    assert history.initial_epoch == 2 and after.epochs == [2]
+    for restored, saved in zip(after.start_weights, before.weights[1]):  # as saved after the second epoch
+        np.testing.assert_array_equal(restored, saved)
+    assert int(second.optimizer.iterations) == 3 * steps  # optimizer state came back too
+    assert read_epochs(run / "log.csv") == [0, 1, 2] and history.epoch == [0, 1, 2]
+    assert len(history.history["loss"]) == len(history.history["val_accuracy"]) == 3
+    assert not (run / "backup").exists()
+
+    # Keras would otherwise start the model's next fit at epoch 2 as well.
+    assert training.fit(second, (x, y), epochs=1, batch_size=BATCH, run="again").epoch == [0]
+
+
+def test_backup_of_a_different_model_is_not_loaded(mnist, capsys):
+    (x, y), _ = mnist
+    x, y = x[:128], y[:128]
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(small_model(filters=8), (x, y), epochs=2, batch_size=BATCH, run="changed",
+                     callbacks=[Interrupt(at=1)])
+    history = training.fit(small_model(filters=4), (x, y), epochs=1, batch_size=BATCH, run="changed")
+    assert history.initial_epoch == 0 and "different model" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device, flags, expected", [
+    ("gpu", frozenset(), "mixed_float16"),
+    ("tpu", frozenset(), "mixed_bfloat16"),
+    ("cpu", frozenset({"avx2", "avx512f", "avx512_bf16"}), "mixed_bfloat16"),
+    ("cpu", frozenset({"avx2", "amx_bf16"}), "mixed_bfloat16"),
+    ("cpu", frozenset({"asimd", "bf16"}), "mixed_bfloat16"),  # Arm
+    ("cpu", frozenset({"avx2", "avx512f"}), "float32"),  # no bfloat16 instructions: 16 bits would be slower
+])
+def test_policy_choice(device, flags, expected):
+    assert training.choose_policy(device, flags) == expected
+
+
+def test_set_precision_on_this_machine_and_float32_outputs(mnist):
+    (x, y), _ = mnist
+    x, y = x[:256], y[:256]
+    expected = training.choose_policy(training.accelerator(), training.cpu_flags())
+    if "avx512_bf16" in training.cpu_flags():  # this course's CI CPU
+        assert expected == "mixed_bfloat16"
+    assert training.set_precision(True) == expected == keras.mixed_precision.dtype_policy().name
+    if expected == "float32":
+        pytest.skip("no mixed policy pays off on this machine")
+
+    with pytest.raises(ValueError, match="dtype='float32'"):  # a 16-bit softmax is refused before training
+        training.fit(small_model(output_dtype=None), (x, y), epochs=1, batch_size=BATCH, run="mixed")
+    model = small_model()
+    assert model.layers[1].compute_dtype == expected.removeprefix("mixed_") and model.output.dtype == "float32"
+    history = training.fit(model, (x, y), epochs=1, batch_size=BATCH, run="mixed")
+    assert np.isfinite(history.history["loss"]).all()
+
+    assert training.set_precision(False) == "float32" == keras.mixed_precision.dtype_policy().name
+    with pytest.raises(ValueError, match="Unknown precision"):
+        training.set_precision("float16")
+
+
+def test_verbose_follows_interactivity(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("CNN_NONINTERACTIVE", "0")
+    assert training.default_verbose() == 1  # a person watching: Keras's progress bar
+    monkeypatch.setenv("CI", "true")
+    assert training.default_verbose() == 2  # logs: one line an epoch
+
+
+def test_auto_strategy_without_accelerators(monkeypatch):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    monkeypatch.setattr(training, "_tpu_address", lambda: None)
+    assert training.strategy() is training.strategy("default") is tf.distribute.get_strategy()
+
+
+def test_bad_arguments_fail_early(mnist, monkeypatch):
+    (x, y), _ = mnist
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        training.strategy("gpu")
+    monkeypatch.setattr(training, "_tpu_address", lambda: None)
+    with pytest.raises(RuntimeError, match="No TPU found"):
+        training.strategy("tpu")
+    with pytest.raises(ValueError, match="plain folder name"):
+        training.run_dir("../elsewhere")
+    with pytest.raises(ValueError, match="needs validation data"):
+        training.fit(small_model(), (x, y), epochs=1, monitor="val_accuracy")
+    model = small_model()
+    monkeypatch.setattr(training.importlib.util, "find_spec", lambda name: None)  # as if not installed
+    with pytest.raises(ModuleNotFoundError, match="pip install tensorboard"):
+        training.fit(model, (x, y), epochs=1, tensorboard=True)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="not compiled"):
+        training.fit(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), (x, y), epochs=1)
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]  # two logical CPUs, before TensorFlow starts its devices
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    import keras
+    import helpers.data
+    import helpers.training
+
+    strategy = helpers.training.strategy("mirrored")
+    train, test = (tf.data.Dataset.from_tensor_slices(helpers.data.load_mnist(split, limit=n)).batch(128)
+                   for split, n in (("train", 512), ("test", 256)))
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                                  keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    history = helpers.training.fit(model, train, validation=test, epochs=2, batch_size=128, run="mirrored")
+    print("RESULT " + json.dumps({
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "mirrored_variables": isinstance(model.weights[0].value, tf.distribute.DistributedValues),
+        "val_accuracy": history.history["val_accuracy"],
+    }))
+""")
+
+
+def test_mirrored_strategy_trains_over_two_cpu_devices(tmp_path):
+    # Logical devices can only be set before TensorFlow initialises them, so this runs in a fresh process.
+    env = {**os.environ, "CNN_RUNS_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert result["strategy"] == "MirroredStrategy" and result["replicas"] == 2
+    assert result["mirrored_variables"]
+    assert result["val_accuracy"][-1] > 0.5  # it learned real digits (chance is 0.1)
