@@ -144,6 +144,16 @@ def test_backup_of_a_different_model_is_not_loaded(mnist, capsys):
     assert history.initial_epoch == 0 and "different model" in capsys.readouterr().out
 
 
+def test_a_backup_past_the_requested_epochs_starts_afresh(mnist, capsys):
+    (x, y), _ = mnist
+    x, y = x[:128], y[:128]
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(small_model(), (x, y), epochs=4, batch_size=BATCH, run="shorter", callbacks=[Interrupt(at=3)])
+    history = training.fit(small_model(), (x, y), epochs=2, batch_size=BATCH, run="shorter")
+    assert history.initial_epoch == 0 and history.epoch == [0, 1]
+    assert "past this run's 2" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("device, flags, expected", [
     ("gpu", frozenset(), "mixed_float16"),
     ("tpu", frozenset(), "mixed_bfloat16"),

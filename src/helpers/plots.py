@@ -57,12 +57,12 @@ def filters(kernel, ncols: int = 8, size: float = 1.0):
     return image_grid(tiles, titles=[f"#{i}" for i in range(len(tiles))], ncols=ncols, size=size)
 
 
-def feature_maps(model, layer_name: str, image, ncols: int = 8, size: float = 1.2):
-    """The activations of one layer for one image (H, W, C), one panel per channel."""
+def feature_maps(model, layer_name: str, image, ncols: int = 8, size: float = 1.2, limit: int | None = None):
+    """The activations of one layer for one image (H, W, C), one panel per channel (the first ``limit``)."""
     import keras
 
-    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
-    maps = np.asarray(probe(np.asarray(image)[None], training=False))[0]
+    probe = keras.Model(model.input, model.get_layer(layer_name).output)  # .input: no list-structure warning
+    maps = np.asarray(probe(np.asarray(image)[None], training=False))[0][..., :limit]
     fig = image_grid(np.moveaxis(maps, -1, 0), titles=[f"{layer_name}:{i}" for i in range(maps.shape[-1])],
                      ncols=ncols, size=size, cmap="viridis")
     return fig

@@ -59,7 +59,7 @@ PROFILES: dict[str, dict] = {
     ),
     "lenet5": dict(  # full: ≈ 10 s an epoch per variant on a free 2-core CPU
         full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, batch_size=32, train_samples=4096, val_samples=2000),
+        quick=dict(epochs=1, train_samples=12000, val_samples=2000),
     ),
     # Dogs vs. Cats notebooks: one profile each, so each network's CPU-friendly defaults can differ.
     "alexnet": dict(  # image_size = the crop fed to the network; AlexNet needs at least 67 pixels
@@ -67,26 +67,26 @@ PROFILES: dict[str, dict] = {
         quick=dict(epochs=1, image_size=96, train_samples=256, val_samples=128),
     ),
     "vgg": dict(
-        full=dict(epochs=30, batch_size=32, image_size=128, width=0.25, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+        full=dict(epochs=30, batch_size=32, image_size=96, width=0.25, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=48, train_samples=128, val_samples=64),
     ),
-    "googlenet": dict(  # full: the whole network, for a GPU; CPU setting: width=0.5, image_size=96
+    "googlenet": dict(  # full: the whole network, for a GPU; CPU setting: width=0.5, image_size=112
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None, width=1.0),
         quick=dict(epochs=1, image_size=72, train_samples=256, val_samples=128, width=0.25),
     ),
-    "resnet": dict(  # Dogs vs. Cats with ResNet-18; full is for a GPU, CPU setting: width=0.5, image_size=96
+    "resnet": dict(  # Dogs vs. Cats with ResNet-18; full is for a GPU, CPU setting: width=0.5, image_size=112
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None, width=1.0),
         quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128, width=0.25),
     ),
     # Notebook 05's degradation experiment: plain vs residual nets on MNIST padded to 32×32 (training error
-    # only). CPU setting: train_samples=10000, epochs=5.
+    # only). CPU setting: train_samples=6000, epochs=5.
     "resnet_degradation": dict(
         full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         quick=dict(epochs=2, image_size=16, train_samples=256),
     ),
-    "comparison": dict(
+    "comparison": dict(  # one budget for all four Dogs vs. Cats nets; CPU setting: epochs=8, image_size=96
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=64, train_samples=256, val_samples=128),
+        quick=dict(epochs=1, image_size=72, train_samples=128, val_samples=64),  # AlexNet needs ≥ 67 px
     ),
 }
 

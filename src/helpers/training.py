@@ -250,7 +250,7 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _prepare_run(folder: Path, model, resume: bool) -> int:
+def _prepare_run(folder: Path, model, resume: bool, epochs: int) -> int:
     """Keep a matching backup and the log rows before it, or clear the folder; returns the epoch to start at."""
     backup, log = folder / "backup", folder / "log.csv"
     fingerprint = _fingerprint(model)
@@ -258,9 +258,12 @@ def _prepare_run(folder: Path, model, resume: bool) -> int:
     if backup.is_dir():
         stamp, meta = backup / "model.fingerprint", backup / "training_metadata.json"
         matches = stamp.is_file() and stamp.read_text() == fingerprint
-        if resume and matches and meta.is_file():
-            start = int(json.loads(meta.read_text())["epoch"])
+        saved = int(json.loads(meta.read_text())["epoch"]) if meta.is_file() else 0
+        if resume and matches and 0 < saved < epochs:
+            start = saved
         else:
+            if resume and matches and saved >= epochs:
+                print(f"The backup in {backup} is already at epoch {saved}, past this run's {epochs}; starting afresh.")
             if resume and not matches:
                 print(f"The backup in {backup} belongs to a different model; starting afresh.")
             shutil.rmtree(backup)
@@ -318,7 +321,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
         verbose = default_verbose()
 
     folder = run_dir(run or model.name)
-    initial_epoch = _prepare_run(folder, model, resume)
+    initial_epoch = _prepare_run(folder, model, resume, epochs)
     log_path, best_path = folder / "log.csv", folder / "best.keras"
     earlier = _read_log(log_path)
     if initial_epoch:

@@ -1,0 +1,51 @@
+"""Train both LeNet-5 variants in full mode, the way notebook 01 does, and report time and test accuracy.
+
+    python benchmarks/lenet5_full.py                 # both variants, the "lenet5" profile's full sizes
+    python benchmarks/lenet5_full.py --variants modern --epochs 5
+
+Uses the notebook's own helpers (``mnist_splits``, ``train_lenet5``), so the numbers are the notebook's.
+Needs the MNIST files (``CNN_DATA_DIR`` or ``<repo>/data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("CNN_NONINTERACTIVE", "1")  # one line per epoch instead of a progress bar
+
+from helpers import settings  # noqa: E402
+from helpers.models import lenet  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", choices=lenet.VARIANTS, default=list(lenet.VARIANTS))
+    parser.add_argument("--epochs", type=int, default=None, help="default: the lenet5 profile's full mode")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    cfg = settings.run_config("lenet5", quick=False, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    print(cfg)
+    train, validation, (x_test, y_test) = lenet.mnist_splits(cfg.train_samples, cfg.val_samples)
+    rows = []
+    for variant in args.variants:
+        start = time.perf_counter()
+        model, history = lenet.train_lenet5(variant, train, validation, epochs=cfg.epochs,
+                                            batch_size=cfg.batch_size, seed=cfg.seed)
+        test = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)
+        rows.append((variant, time.perf_counter() - start, history.wall_seconds, history.history["epoch_seconds"],
+                     test["accuracy"]))
+
+    print(f"\n{'variant':8s} {'wall s':>7s} {'fit s':>7s} {'epochs':>6s} {'s/epoch (median)':>17s} {'test acc':>9s}")
+    for variant, wall, fit_seconds, epoch_seconds, accuracy in rows:
+        median = sorted(epoch_seconds)[len(epoch_seconds) // 2]
+        print(f"{variant:8s} {wall:7.1f} {fit_seconds:7.1f} {len(epoch_seconds):6d} {median:17.1f} {accuracy:9.4f}")
+    print(f"(train {len(train[0])}, validation {len(validation[0])}, test {len(x_test)} images; "
+          f"batch {cfg.batch_size}; wall = build + fit + test evaluation; CPU cores: {os.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()
