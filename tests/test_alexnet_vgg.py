@@ -57,10 +57,9 @@ def test_multiply_adds_match_the_paper(paper_network):
     assert sum(r.macs for r in table.rows if r.kind in ("Conv2D", "Dense")) == table.macs > 0
 
 
+@pytest.mark.parametrize("paper_network", list(KERAS_APPLICATIONS), indirect=True)
 def test_vgg_d_and_e_equal_keras_applications(paper_network):
     key, model, _, _ = paper_network
-    if key not in KERAS_APPLICATIONS:
-        pytest.skip("only D and E have a keras.applications twin")
     reference = KERAS_APPLICATIONS[key](weights=None)
     assert reference.count_params() == model.count_params()
     ours = [(w.path.split("/")[0], tuple(w.shape)) for w in model.weights]
@@ -71,10 +70,9 @@ def test_vgg_d_and_e_equal_keras_applications(paper_network):
     del reference
 
 
+@pytest.mark.parametrize("paper_network", ["alexnet"], indirect=True)
 def test_alexnet_grouped_convolutions_see_half_the_channels(paper_network):
     key, model, _, _ = paper_network
-    if key != "alexnet":
-        pytest.skip("AlexNet only")
     # Kernel shape (kh, kw, C_in / groups, C_out): conv2/4/5 take half of their input channels.
     assert model.get_layer("conv2").kernel.shape == (5, 5, 48, 256)
     assert model.get_layer("conv3").kernel.shape == (3, 3, 256, 384)
