@@ -1,6 +1,7 @@
 """Student versions, the checks students run, and grading with hidden tests."""
 
 import csv
+import re
 
 import nbformat
 import papermill
@@ -68,13 +69,19 @@ def test_unpaired_markers_are_reported():
         assignments.student_source("### END SOLUTION", "ex", "probe")
 
 
-def test_student_version_stops_at_the_first_exercise_with_a_plain_message(student_dir, tmp_path):
+EXERCISES = {"00_cnn_basics": "output_size", "01_lenet5": "c3_table", "02_alexnet": "lrn", "03_vgg": "vgg_block"}
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_student_version_stops_at_its_first_exercise_with_a_plain_message(student_dir, tmp_path, name):
+    if not (NOTEBOOKS / f"{name}.ipynb").exists():
+        pytest.fail(f"{name}.ipynb is missing")
     with pytest.raises(papermill.PapermillExecutionError) as error:
-        papermill.execute_notebook(str(student_dir / "00_cnn_basics.ipynb"), str(tmp_path / "run.ipynb"),
+        papermill.execute_notebook(str(student_dir / f"{name}.ipynb"), str(tmp_path / "run.ipynb"),
                                    parameters={"QUICK": True}, cwd=str(NOTEBOOKS), progress_bar=False)
     assert error.value.ename == "CheckFailed"
-    assert "output_size is not written yet" in error.value.evalue
-    assert "tensorflow" not in "".join(error.value.traceback).lower()
+    assert f"{EXERCISES[name]} is not written yet" in error.value.evalue
+    assert "site-packages" not in "".join(error.value.traceback)  # no frame from inside TensorFlow or Keras
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -100,3 +107,67 @@ def test_grading_scores_a_correct_and_a_stubbed_submission(student_dir, tmp_path
     with open(tmp_path / "scores.csv") as f:
         table = list(csv.DictReader(f))
     assert [r["check_output_size"] for r in table] == ["1.0", "0.0"]
+
+
+def _c3_with_one_change():
+    from helpers.layers import c3_connections
+
+    table = c3_connections()
+    table[0, 9] = 0
+    return table
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda: _c3_with_one_change(), "1 of 96 entries differ from the paper. First: C3 map 9 should read S2 map 0"),
+    (lambda: _c3_with_one_change().T, "rows and columns swapped"),
+    (lambda: _c3_with_one_change() * 2, "only 0"),
+])
+def test_c3_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        checks.check_c3_table(wrong)
+
+
+def _lrn(**params):
+    import tensorflow as tf
+
+    return lambda a: tf.nn.local_response_normalization(a, **params).numpy()
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_lrn(depth_radius=2, bias=2.0, alpha=2e-5, beta=0.75), "α is divided by n"),
+    (_lrn(depth_radius=2, bias=1.0, alpha=2e-5, beta=0.75), "k = 1 and α = 2e-5"),
+    (_lrn(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.5), "differs from the paper's formula: at index"),
+    (lambda a: a[..., :3], "shape"),
+])
+def test_lrn_check_names_the_usual_mistakes(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        checks.check_lrn(wrong)
+
+
+def _block(pool=True, relu="relu", kernel=None):
+    import keras
+
+    def vgg_block(x, filters, kernels):
+        for k in kernels:
+            x = keras.layers.Conv2D(filters, kernel or k, padding="same", activation=relu)(x)
+        return keras.layers.MaxPooling2D(2)(x) if pool else x
+    return vgg_block
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_block(pool=False), "forget the 2×2 max-pooling"),
+    (_block(relu=None), "needs its ReLU"),
+    (_block(kernel=3), "kernel sizes [3, 3, 3]; expected [3, 3, 1]"),
+])
+def test_vgg_block_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        checks.check_vgg_block(wrong)
+
+
+def test_the_course_solutions_pass_their_checks():
+    """The reference behaviour itself passes (the notebooks' own solutions run under nbval too)."""
+    from helpers.layers import c3_connections
+
+    checks.check_c3_table(c3_connections)
+    checks.check_lrn(_lrn(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75))
+    checks.check_vgg_block(_block())
