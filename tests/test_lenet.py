@@ -154,3 +154,13 @@ def test_paper_variant_learns_real_mnist(tmp_path):
     assert trainable_count(reloaded) == 60_000
     assert np.allclose(reloaded.predict(x_test[:256], verbose=0), model.predict(x_test[:256], verbose=0), atol=1e-4)
     assert reloaded.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"] == accuracy
+
+
+def test_multiply_adds_count_only_the_connected_c3_kernels():
+    import helpers.analysis
+
+    model = helpers.models.build("lenet5", input_shape=(32, 32, 1), num_classes=10)
+    rows = {row.name: row for row in helpers.analysis.layer_table(model).rows}
+    # The paper's connection counts minus one bias per output value: C1 122,304 − 4,704; C3 151,600 − 1,600.
+    assert rows["C1"].macs == 117_600
+    assert rows["C3"].macs == 150_000

@@ -86,6 +86,10 @@ def multiply_adds(layer, input_shape: tuple, output_shape: tuple) -> int:
     if isinstance(layer, keras.layers.Conv2DTranspose | keras.layers.Conv1DTranspose | keras.layers.Conv3DTranspose):
         # Every input position is multiplied by the whole kernel (kh, kw, C_out, C_in).
         return math.prod(layer.kernel.shape) * math.prod(input_shape[:-1])
+    from helpers.layers import SparseConv2D
+
+    if isinstance(layer, SparseConv2D):
+        return math.prod(layer.kernel.shape) * spatial_out  # kernel (kh, kw, connected map pairs)
     if isinstance(layer, keras.layers.Conv1D | keras.layers.Conv2D | keras.layers.Conv3D):
         # kernel (kh, kw, C_in/groups, C_out): exactly the multiply-adds of one output position
         return math.prod(layer.kernel.shape) * spatial_out
