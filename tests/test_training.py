@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import helpers.data
+import helpers.models
 import helpers.layers
 import helpers.training as training
 
@@ -265,3 +266,17 @@ def test_mirrored_strategy_trains_over_two_cpu_devices(tmp_path):
     assert result["strategy"] == "MirroredStrategy" and result["replicas"] == 2
     assert result["mirrored_variables"]
     assert result["val_accuracy"][-1] > 0.5  # it learned real digits (chance is 0.1)
+
+
+@pytest.mark.parametrize("name, shape", [("lenet5", (32, 32, 1)), ("alexnet", (67, 67, 3)), ("vgg11", (32, 32, 3)),
+                                         ("googlenet", (65, 65, 3)), ("resnet18", (32, 32, 3)), ("resnet20", (32, 32, 3)),
+                                         ("small_cnn", (28, 28, 1))])
+def test_every_builder_keeps_float32_outputs_for_mixed_precision(name, shape):
+    options = {"aux_heads": True} if name == "googlenet" else {}
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = helpers.models.build(name, input_shape=shape, num_classes=10, **options)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert model.layers[1].compute_dtype == "bfloat16"  # the policy took effect
+    assert [output.dtype for output in model.outputs] == ["float32"] * len(model.outputs)

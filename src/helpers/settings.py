@@ -70,7 +70,7 @@ PROFILES: dict[str, dict] = {
         full=dict(epochs=30, batch_size=32, image_size=96, width=0.25, train_samples=None, val_samples=None),
         quick=dict(epochs=1, image_size=48, train_samples=128, val_samples=64),
     ),
-    "googlenet": dict(  # full: the whole network, for a GPU; CPU setting: width=0.5, image_size=112
+    "googlenet": dict(  # full: the whole network, for a GPU; CPU setting: width=0.5, image_size=96
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None, width=1.0),
         quick=dict(epochs=1, image_size=72, train_samples=256, val_samples=128, width=0.25),
     ),
@@ -87,6 +87,10 @@ PROFILES: dict[str, dict] = {
     "comparison": dict(  # one budget for all four Dogs vs. Cats nets; CPU setting: epochs=8, image_size=96
         full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
         quick=dict(epochs=1, image_size=72, train_samples=128, val_samples=64),  # AlexNet needs ≥ 67 px
+    ),
+    "comparison_lenet5": dict(  # LeNet-5 on MNIST in notebook 06: notebook 01's full run, a smaller QUICK one
+        full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, train_samples=4096, val_samples=2000),
     ),
 }
 
