@@ -69,7 +69,8 @@ def test_unpaired_markers_are_reported():
         assignments.student_source("### END SOLUTION", "ex", "probe")
 
 
-EXERCISES = {"00_cnn_basics": "output_size", "01_lenet5": "c3_table", "02_alexnet": "lrn", "03_vgg": "vgg_block"}
+EXERCISES = {"00_cnn_basics": "output_size", "01_lenet5": "c3_table", "02_alexnet": "lrn", "03_vgg": "vgg_block",
+             "04_googlenet": "inception_module", "05_resnet": "residual_block"}
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -164,6 +165,60 @@ def test_vgg_block_check_says_what_is_wrong(wrong, message):
         checks.check_vgg_block(wrong)
 
 
+def _inception(five=5, relu="relu", pool_proj=True):
+    import keras
+
+    def inception_module(x, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, proj):
+        def conv(t, filters, size):
+            return keras.layers.Conv2D(filters, size, padding="same", activation=relu)(t)
+        pool = keras.layers.MaxPooling2D(3, strides=1, padding="same")(x)
+        branches = [conv(x, n1x1, 1), conv(conv(x, n3x3_reduce, 1), n3x3, 3),
+                    conv(conv(x, n5x5_reduce, 1), n5x5, five), conv(pool, proj, 1) if pool_proj else pool]
+        return keras.layers.Concatenate()(branches)
+    return inception_module
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_inception(five=3), "lacks a 5×5 convolution from 16 to 32 channels (it has a 3×3 convolution from 16 to 32"),
+    (_inception(pool_proj=False), "outputs (None, 28, 28, 416); expected (None, 28, 28, 256)"),
+    (_inception(relu=None), "followed by a ReLU"),
+])
+def test_inception_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        checks.check_inception_module(wrong)
+
+
+def _residual(project="when needed", add=True, final_relu=True):
+    import keras
+
+    def residual_block(x, filters, stride=1):
+        def conv_bn(t, size, strides):
+            t = keras.layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False)(t)
+            return keras.layers.BatchNormalization()(t)
+        y = conv_bn(keras.layers.ReLU()(conv_bn(x, 3, stride)), 3, 1)
+        needed = stride != 1 or x.shape[-1] != filters
+        if not add:
+            return keras.layers.ReLU()(y)
+        shortcut = conv_bn(x, 1, stride) if project == "always" or (needed and project) else x
+        if needed and not project:  # shapes differ: make the add possible without a projection
+            shortcut = keras.layers.ZeroPadding2D(0)(keras.layers.AveragePooling2D(stride)(x))
+            shortcut = keras.layers.Concatenate()([shortcut, shortcut])
+        out = keras.layers.Add()([shortcut, y])
+        return keras.layers.ReLU()(out) if final_relu else out
+    return residual_block
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_residual(add=False), "has no Add layer"),
+    (_residual(project=None), "needs a 1×1 projection from 16 to 32 channels with stride 2"),
+    (_residual(project="always"), "keeps the shape, so option B uses the identity shortcut"),
+    (_residual(final_relu=False), "apply the ReLU after the addition"),
+])
+def test_residual_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        checks.check_residual_block(wrong)
+
+
 def test_the_course_solutions_pass_their_checks():
     """The reference behaviour itself passes (the notebooks' own solutions run under nbval too)."""
     from helpers.layers import c3_connections
@@ -171,3 +226,5 @@ def test_the_course_solutions_pass_their_checks():
     checks.check_c3_table(c3_connections)
     checks.check_lrn(_lrn(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75))
     checks.check_vgg_block(_block())
+    checks.check_inception_module(_inception())
+    checks.check_residual_block(_residual())

@@ -159,3 +159,100 @@ def check_vgg_block(fn) -> None:
     if response.min() < 0:
         raise CheckFailed("vgg_block gives negative outputs on a real image: each convolution needs its ReLU.")
     _passed(f"vgg_block builds the right shapes and parameter counts for {len(cases)} configurations")
+
+
+def _block_model(fn, input_shape, *args, what: str):
+    """A Keras model of the student's block on an input of ``input_shape``."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    outputs = _call(fn, inputs, *args)
+    if not isinstance(outputs, keras.KerasTensor):
+        raise CheckFailed(f"{what} should return the Keras tensor it builds, not {type(outputs).__name__}.")
+    return keras.Model(inputs, outputs)
+
+
+def _conv_kernels(model) -> list[tuple]:
+    import keras
+
+    return sorted(tuple(layer.kernel.shape) for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+
+
+def _describe_kernel(shape) -> str:
+    kh, kw, c_in, c_out = shape
+    return f"a {kh}×{kw} convolution from {c_in} to {c_out} channels"
+
+
+def _compare_kernels(ours, reference, what: str) -> None:
+    missing = [k for k in reference if k not in ours or ours.count(k) < reference.count(k)]
+    extra = [k for k in ours if k not in reference or reference.count(k) < ours.count(k)]
+    if missing:
+        raise CheckFailed(f"{what} lacks {_describe_kernel(missing[0])}"
+                          + (f" (it has {_describe_kernel(extra[0])} instead)." if extra else "."))
+    if extra:
+        raise CheckFailed(f"{what} has an extra {_describe_kernel(extra[0])}.")
+
+
+def check_inception_module(fn) -> None:
+    """``fn(x, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj)``: GoogLeNet's dimension-reduced module."""
+    import numpy as np
+
+    from helpers.models.googlenet import inception_module
+
+    cases = {"3a": ((28, 28, 192), (64, 96, 128, 16, 32, 32)), "4e": ((14, 14, 528), (256, 160, 320, 32, 128, 128))}
+    for module, (shape, (n1, n3r, n3, n5r, n5, proj)) in cases.items():
+        what = f"Your module {module} (input {shape[0]}×{shape[1]}×{shape[2]})"
+        ours = _block_model(fn, shape, n1, n3r, n3, n5r, n5, proj, what="inception_module")
+        reference = _block_model(lambda x: inception_module(x, n1, n3, n5, n3x3_reduce=n3r, n5x5_reduce=n5r,
+                                                            pool_proj=proj, name=f"reference_{module}"),
+                                 shape, what="reference")
+        expected = tuple(reference.output_shape)
+        if tuple(ours.output_shape) != expected:
+            raise CheckFailed(f"{what} outputs {ours.output_shape}; expected {expected}: the four branches keep "
+                              f"the {shape[0]}×{shape[1]} size ('same' padding, pool stride 1) and are concatenated "
+                              f"along the channels ({n1} + {n3} + {n5} + {proj} = {expected[-1]}).")
+        _compare_kernels(_conv_kernels(ours), _conv_kernels(reference), what)
+        if ours.count_params() != reference.count_params():
+            raise CheckFailed(f"{what} has {ours.count_params():,} parameters; the paper's has "
+                              f"{reference.count_params():,} (every convolution has a bias).")
+    image = _real_activations(channels=24, size=28)
+    x = np.concatenate([image] * 8, axis=-1) / 255.0  # 192 channels from a real photo
+    response = np.asarray(_block_model(fn, (28, 28, 192), *cases["3a"][1], what="inception_module")(x))
+    if response.min() < 0:
+        raise CheckFailed("inception_module gives negative outputs on a real image: every convolution, the "
+                          "1×1 reductions and the pool projection included, is followed by a ReLU.")
+    _passed("inception_module matches modules 3a and 4e of the paper's Table 1 (shapes, kernels, parameters)")
+
+
+def check_residual_block(fn) -> None:
+    """``fn(x, filters, stride)``: a basic residual block with option-B shortcut (projection only when needed)."""
+    import keras
+    import numpy as np
+
+    from helpers.models.resnet import basic_block
+
+    for shape, filters, stride in [((16, 16, 16), 32, 2), ((16, 16, 32), 32, 1), ((16, 16, 16), 16, 1)]:
+        changes = stride != 1 or shape[-1] != filters
+        what = f"residual_block(x, {filters}, stride={stride}) on a {shape[0]}×{shape[1]}×{shape[2]} input"
+        ours = _block_model(fn, shape, filters, stride, what="residual_block")
+        reference = _block_model(lambda x: basic_block(x, filters, stride, name="reference"), shape, what="reference")
+        if tuple(ours.output_shape) != tuple(reference.output_shape):
+            raise CheckFailed(f"{what} outputs {ours.output_shape}; expected {reference.output_shape} (the first "
+                              f"3×3 convolution has the stride, both have 'same' padding).")
+        if not any(isinstance(layer, keras.layers.Add) for layer in ours.layers):
+            raise CheckFailed(f"{what} has no Add layer: the block must add its shortcut to the residual branch.")
+        ours_k, reference_k = _conv_kernels(ours), _conv_kernels(reference)
+        if changes and (1, 1, shape[-1], filters) not in ours_k:
+            raise CheckFailed(f"{what} changes the shape, so its shortcut needs a 1×1 projection from "
+                              f"{shape[-1]} to {filters} channels with stride {stride} (then BN).")
+        if not changes and any(k[:2] == (1, 1) for k in ours_k):
+            raise CheckFailed(f"{what} keeps the shape, so option B uses the identity shortcut, no projection.")
+        _compare_kernels(ours_k, reference_k, what)
+        if ours.count_params() != reference.count_params():
+            raise CheckFailed(f"{what} has {ours.count_params():,} parameters; expected {reference.count_params():,}: "
+                              "convolutions have no bias, and each is followed by BatchNormalization.")
+    x = _real_activations(channels=16, size=16) / 255.0
+    block = _block_model(fn, (16, 16, 16), 16, 1, what="residual_block")
+    if np.asarray(block(x, training=False)).min() < 0:
+        raise CheckFailed("residual_block gives negative outputs on a real image: apply the ReLU after the addition.")
+    _passed("residual_block matches the paper's basic block with option-B shortcuts in 3 configurations")

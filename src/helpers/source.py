@@ -3,11 +3,19 @@
 import inspect
 
 
-def show(obj):
-    """Syntax-highlighted source of a helpers function or class (plain text outside Jupyter)."""
+def show(obj) -> None:
+    """Display the syntax-highlighted source of a helpers function or class (printed outside Jupyter).
+
+    It displays rather than returns, so several calls in one cell all show.
+    """
     code = inspect.getsource(obj)
     try:
-        from IPython.display import Code
+        from IPython import get_ipython
+        from IPython.display import Code, display
     except ImportError:
-        return code
-    return Code(code, language="python")
+        print(code)
+        return
+    if get_ipython() is None:
+        print(code)
+    else:
+        display(Code(code, language="python"))
