@@ -280,3 +280,12 @@ def test_every_builder_keeps_float32_outputs_for_mixed_precision(name, shape):
         keras.mixed_precision.set_dtype_policy("float32")
     assert model.layers[1].compute_dtype == "bfloat16"  # the policy took effect
     assert [output.dtype for output in model.outputs] == ["float32"] * len(model.outputs)
+
+
+def test_cosine_decay_reaches_zero_at_the_last_step():
+    schedule = training.cosine_decay(1e-3, epochs=3, train_count=100, batch_size=32)  # 4 steps an epoch
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(6)) == pytest.approx(5e-4)
+    assert float(schedule(12)) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 1"):
+        training.cosine_decay(1e-3, epochs=0, train_count=100, batch_size=32)

@@ -220,6 +220,19 @@ class Timing(keras.callbacks.Callback):
             logs["images_per_second"] = (self._steps - 1) * self.batch_size / (self._last_end - self._first_end)
 
 
+def cosine_decay(learning_rate: float, *, epochs: int, train_count: int, batch_size: int):
+    """A learning rate that falls along a cosine to zero over the whole run.
+
+    It is the smooth version of the papers' "divide by 10 when progress stalls": the last epochs settle
+    instead of bouncing by several points, so the final model, the one a notebook reports, is a settled one.
+    """
+    if min(epochs, train_count, batch_size) < 1:
+        raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, {train_count}, "
+                         f"{batch_size}.")
+    steps = epochs * -(-train_count // batch_size)
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+
+
 def default_verbose() -> int:
     """Keras's progress bar (1) when a person watches, one line an epoch (2) under the runner, tests and CI."""
     return 1 if settings.interactive() else 2
