@@ -20,8 +20,6 @@ def peak_rss_mb():
 
 
 def train_on(folder, image_size, batch_size):
-    import keras
-
     import helpers.data
     import helpers.models
 
