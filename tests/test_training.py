@@ -13,6 +13,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import helpers.data
 import helpers.models
@@ -108,6 +109,21 @@ def test_fit_learns_logs_and_reloads_best_model(mnist):
     np.testing.assert_allclose(best.predict(noise, verbose=0), model.predict(noise, verbose=0), atol=1e-6)
 
 
+def test_fit_on_a_dataset_of_unknown_length_runs_every_batch_without_a_false_alarm(mnist, recwarn):
+    """The course's image pipelines drop unreadable files (ignore_errors), so their length is unknown."""
+    (x, y), _ = mnist
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).ignore_errors().batch(BATCH)
+    assert dataset.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    counts = []  # training batches per epoch
+    batches = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: counts.append(0),
+                                             on_train_batch_end=lambda batch, logs: counts.append(counts.pop() + 1))
+    history = training.fit(small_model(), dataset, epochs=2, batch_size=BATCH, run="unknown_length",
+                           callbacks=[batches])
+    assert history.epoch == [0, 1]
+    assert counts == [len(x) // BATCH] * 2  # 512 images in 8 batches, both epochs
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]
+
+
 def test_interrupted_run_resumes_at_the_epoch_it_stopped(mnist):
     (x, y), validation = mnist
     x, y = x[:256], y[:256]  # mechanics only: fewer steps
@@ -198,8 +214,6 @@ def test_verbose_follows_interactivity(monkeypatch):
 
 
 def test_auto_strategy_without_accelerators(monkeypatch):
-    import tensorflow as tf
-
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
     monkeypatch.setattr(training, "_tpu_address", lambda: None)

@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -360,12 +361,17 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
 
     start = time.perf_counter()
     try:
-        if isinstance(train, tuple):  # NumPy arrays (x, y): Keras batches them itself
-            history = model.fit(*train, batch_size=batch_size, validation_data=validation, epochs=epochs,
-                                verbose=verbose, callbacks=[*run_callbacks, *callbacks])
-        else:  # a batched tf.data.Dataset shuffles itself (shuffle=False only silences Keras's warning)
-            history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose,
-                                shuffle=False, callbacks=[*run_callbacks, *callbacks])
+        with warnings.catch_warnings():
+            # Keras 3.15 warns "Your input ran out of data" at the end of the first epoch of every dataset of
+            # unknown length (ours, after ignore_errors) although no steps_per_epoch was set: nothing ran out.
+            # Fixed upstream (keras-team/keras#23360); this fit never sets steps_per_epoch.
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+            if isinstance(train, tuple):  # NumPy arrays (x, y): Keras batches them itself
+                history = model.fit(*train, batch_size=batch_size, validation_data=validation, epochs=epochs,
+                                    verbose=verbose, callbacks=[*run_callbacks, *callbacks])
+            else:  # a batched tf.data.Dataset shuffles itself (shuffle=False only silences Keras's warning)
+                history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose,
+                                    shuffle=False, callbacks=[*run_callbacks, *callbacks])
     finally:
         model._initial_epoch = None  # Keras leaves BackupAndRestore's start epoch set for the next fit call
     history.wall_seconds = time.perf_counter() - start
