@@ -124,6 +124,20 @@ def test_fit_on_a_dataset_of_unknown_length_runs_every_batch_without_a_false_ala
     assert not [w for w in recwarn if "ran out of data" in str(w.message)]
 
 
+@pytest.mark.parametrize("as_dataset", [True, False])
+def test_fit_traces_the_training_step_once(mnist, as_dataset):
+    """The optimizer's slots and the metrics exist before the first trace, so tf.function need not retrace."""
+    (x, y), _ = mnist
+    model = small_model()
+    traced = []
+    step = model.train_step
+    model.train_step = lambda data: (traced.append(1), step(data))[1]  # runs only while tracing
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH) if as_dataset else (x, y)
+    history = training.fit(model, train, epochs=2, batch_size=BATCH, run="traced_once")
+    assert model.optimizer.built and history.epoch == [0, 1]
+    assert len(traced) == 1  # Keras 3.15 alone traces it twice (variables created on the first call)
+
+
 def test_interrupted_run_resumes_at_the_epoch_it_stopped(mnist):
     (x, y), validation = mnist
     x, y = x[:256], y[:256]  # mechanics only: fewer steps
