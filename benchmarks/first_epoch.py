@@ -10,7 +10,7 @@ called in turns and the medians and their ratio printed per network.
 import argparse
 import statistics
 
-NETWORKS = {  # name: (builder options, image size) — the sizes of notebooks 04 and 05 in QUICK mode
+NETWORKS = {  # name: (builder options, image size): networks like 04's and 05's (no aux heads, RGB input)
     "resnet56": ({}, 32),
     "googlenet": ({"width": 0.25, "batch_norm": True}, 72),
 }

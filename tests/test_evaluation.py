@@ -35,6 +35,10 @@ def test_predict_keeps_the_dataset_order_and_matches_keras(trained):
     assert results.wrong == round((1 - accuracy) * 300)
     assert results.accuracy > 0.5  # one epoch on 1,024 real images is far above chance (0.1)
 
+    column = predict(model, tf.data.Dataset.from_tensor_slices((x, y[:, None])).batch(64))  # (batch, 1) labels
+    np.testing.assert_array_equal(column.labels, y)
+    assert column.accuracy == results.accuracy
+
 
 def test_predictions_arithmetic():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype="float32")
@@ -53,5 +57,7 @@ def test_predict_rejects_what_it_cannot_use(trained):
         predict(two_heads, tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
     with pytest.raises(ValueError, match=r"\(images, labels\) batches"):
         predict(model, tf.data.Dataset.from_tensor_slices(x).batch(64))
+    with pytest.raises(ValueError, match="one per image"):
+        predict(model, tf.data.Dataset.from_tensor_slices((x, np.eye(10)[y])).batch(64))  # one-hot
     with pytest.raises(ValueError, match="empty dataset"):
         predict(model, tf.data.Dataset.from_tensor_slices((x, y)).take(0).batch(64))

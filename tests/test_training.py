@@ -138,6 +138,15 @@ def test_fit_traces_the_training_step_once(mnist, as_dataset):
     assert len(traced) == 1  # Keras 3.15 alone traces it twice (variables created on the first call)
 
 
+def test_build_training_state_leaves_other_inputs_to_keras(mnist):
+    (x, y), _ = mnist
+    model = small_model()
+    training.build_training_state(model, (xy for xy in [(x[:8], y[:8])]))  # a generator: no element_spec
+    assert not model.optimizer.built
+    training.build_training_state(model, (x, y))
+    assert model.optimizer.built and len(model.optimizer.variables) > 1  # iterations + Adam's slots
+
+
 def test_interrupted_run_resumes_at_the_epoch_it_stopped(mnist):
     (x, y), validation = mnist
     x, y = x[:256], y[:256]  # mechanics only: fewer steps

@@ -52,8 +52,14 @@ def predict(model, dataset) -> Predictions:
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise ValueError("predict() needs a dataset of (images, labels) batches.")
         x, y = batch
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:  # (batch, 1) integer labels are valid for Keras too
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"predict() needs integer class labels, one per image; got labels of shape {y.shape} "
+                             "(one-hot labels: take argmax(axis=1) first).")
         images.append(np.asarray(x))
-        labels.append(np.asarray(y))
+        labels.append(y)
         probabilities.append(np.asarray(model.predict_on_batch(x)))
     if not images:
         raise ValueError("predict() was given an empty dataset.")

@@ -66,7 +66,7 @@ PROFILES: dict[str, dict] = {
         full=dict(epochs=30, batch_size=32, image_size=128, width=0.5, train_samples=None, val_samples=None),
         quick=dict(epochs=1, image_size=96, train_samples=256, val_samples=128),
     ),
-    "vgg": dict(  # full: VGG-16 (BN) at width 0.25, 96 px: ≈ 25–40 s an epoch on a 2-core CPU, 77 % validation
+    "vgg": dict(  # full: VGG-16 (BN), width 0.25, 96 px: ≈ 25 s an epoch on a quiet 2-core CPU, 77 % val.
         full=dict(epochs=30, batch_size=32, image_size=96, width=0.25, train_samples=None, val_samples=None),
         quick=dict(epochs=1, image_size=48, train_samples=128, val_samples=64),
     ),

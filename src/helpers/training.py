@@ -322,12 +322,17 @@ def build_training_state(model, train) -> None:
     (``benchmarks/first_epoch.py``). Under a strategy Keras builds them up front itself, with the
     trainer's ``_symbolic_build`` from shapes alone; this calls it for the default strategy too.
     ``train`` is what ``fit`` gets: a ``tf.data.Dataset`` (its ``element_spec`` is used, nothing is read)
-    or an ``(x, y)`` pair of arrays.
+    or an ``(x, y)`` pair of arrays; anything else is left to Keras.
     """
     symbolic_build = getattr(model, "_symbolic_build", None)
     if symbolic_build is None:  # another Keras: it builds the state while tracing, as before
         return
-    batch = keras.tree.map_structure(lambda a: a[:1], train) if isinstance(train, tuple) else train.element_spec
+    if isinstance(train, tuple):
+        batch = keras.tree.map_structure(lambda a: a[:1], train)
+    else:
+        batch = getattr(train, "element_spec", None)
+        if batch is None:  # not a tf.data.Dataset: leave it to Keras, which builds while tracing
+            return
     with model.distribute_strategy.scope():  # mirrored variables for a model built under a strategy
         symbolic_build(data_batch=batch)
 
@@ -380,8 +385,8 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard")))
 
-    build_training_state(model, train)
     start = time.perf_counter()
+    build_training_state(model, train)  # part of this call's wall time: Keras would do it inside fit
     try:
         with warnings.catch_warnings():
             # Keras 3.15 warns "Your input ran out of data" at the end of the first epoch of every dataset of
