@@ -17,7 +17,7 @@ from typing import NamedTuple
 import keras
 from keras import layers
 
-from helpers.layers import LocalResponseNormalization
+from helpers.layers import BatchNormalization, LocalResponseNormalization
 from helpers.models._registry import check_input_size, register
 
 
@@ -60,7 +60,7 @@ def _conv(x, filters, kernel_size, name, strides=1, batch_norm=False):
         return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", activation="relu", name=name)(x)
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
     # momentum 0.9 (torchvision's 0.1): with Keras's 0.99 the moving statistics lag far behind a short run
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from helpers.layers import ZeroPadShortcut
+from helpers.layers import BatchNormalization, ZeroPadShortcut
 from helpers.models._registry import check_input_size, register
 
 EXPANSION = {"basic": 1, "bottleneck": 4}  # output channels of a block = expansion × its width
@@ -46,8 +46,8 @@ def _conv_bn(x, filters, kernel_size, strides, name, *, relu=True, zero_gamma=Fa
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
     # Keras's BN defaults (momentum 0.99, ε 1e-3) differ from the paper's Torch/Caffe ones; these match them.
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones",
-                                  name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones",
+                           name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 

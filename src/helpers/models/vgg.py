@@ -10,7 +10,7 @@ keras.applications.VGG16 / VGG19 layer for layer (same names, same parameter cou
 import keras
 from keras import layers
 
-from helpers.layers import LocalResponseNormalization
+from helpers.layers import BatchNormalization, LocalResponseNormalization
 from helpers.models._registry import check_input_size, register
 from helpers.models.alexnet import check_size_options, classifier, subtract_mean
 
@@ -58,7 +58,7 @@ def build_vgg(*, input_shape=PAPER_INPUT, num_classes=1000, config="D", width=1.
             x = conv(x)
             if batch_norm:
                 # momentum 0.9 (torchvision's 0.1): the running statistics keep up on a small dataset
-                x = layers.BatchNormalization(momentum=0.9, name=f"{conv_name}_bn")(x)
+                x = BatchNormalization(momentum=0.9, name=f"{conv_name}_bn")(x)
                 x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
             if config == "A-LRN" and block == 1 and i == 1:
                 x = LocalResponseNormalization(name="block1_lrn")(x)  # AlexNet's constants, as the paper says
