@@ -326,3 +326,21 @@ def test_cosine_decay_reaches_zero_at_the_last_step():
     assert float(schedule(12)) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="at least 1"):
         training.cosine_decay(1e-3, epochs=0, train_count=100, batch_size=32)
+
+
+def test_l2_weight_decay_adds_rate_times_w_to_each_kernel_gradient():
+    model = helpers.models.build("resnet20", input_shape=(32, 32, 3), num_classes=10)
+    assert training.l2_weight_decay(model, 1e-4) == 20  # 19 convolutions and the classifier
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
+    assert len(kernels) == len(model.losses) == 20  # batch-norm γ, β and the bias are not decayed
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(model.losses)
+    expected = 0.5e-4 * sum(float(tf.reduce_sum(tf.square(k))) for k in kernels)
+    assert float(penalty) == pytest.approx(expected, rel=1e-5)
+    gradients = tape.gradient(penalty, kernels)
+    for kernel, gradient in zip(kernels, gradients):
+        np.testing.assert_allclose(gradient.numpy(), 1e-4 * kernel.numpy(), rtol=1e-5, atol=1e-12)
+    training.l2_weight_decay(model, 0)
+    assert model.losses == []
+    with pytest.raises(ValueError, match="at least 0"):
+        training.l2_weight_decay(model, -1)

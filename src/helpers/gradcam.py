@@ -79,9 +79,16 @@ def overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarra
     return np.clip((1 - alpha) * np.asarray(image)[..., :3] + alpha * colours, 0, 1)
 
 
-def show(model, images, layer_name: str, class_names=None, labels=None, ncols: int = 4, size: float = 2.2):
-    """Each image beside its Grad-CAM overlay, titled with the true (if given) and the explained class."""
+def show(model, images, layer_name: str, class_names=None, labels=None, ncols: int = 4, size: float = 2.2,
+         display=None):
+    """Each image beside its Grad-CAM overlay, titled with the true (if given) and the explained class.
+
+    ``display`` maps the model's inputs to [0, 1] pictures when they are not already (e.g. mean-subtracted
+    CIFAR-10 images: ``display=data.display``).
+    """
     maps, classes = heatmaps(model, images, layer_name)
+    if display is not None:
+        images = display(images)
     name = (lambda k: class_names[k]) if class_names is not None else str
     tiles, titles = [], []
     for i, (image, cam, c) in enumerate(zip(images, maps, classes)):

@@ -236,6 +236,28 @@ def cosine_decay(learning_rate: float, *, epochs: int, train_count: int, batch_s
     return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
 
 
+def l2_weight_decay(model, rate: float) -> int:
+    """The papers' weight decay: add ``rate`` · w to the gradient of every convolution and dense kernel.
+
+    It is the L2 penalty rate/2 · Σ w² in the loss, as Caffe and Torch apply ``weightDecay`` (He et al. 2015:
+    1e-4; Krizhevsky et al. 2012: 5e-4). Keras optimizers' own ``weight_decay`` is the decoupled kind (AdamW),
+    which shrinks the weights outside the momentum and so is not the same number. Biases and batch-norm
+    parameters are not decayed. Returns how many kernels were decayed.
+    """
+    if rate < 0:
+        raise ValueError(f"the weight decay rate must be at least 0, not {rate}.")
+    def kernels_of(layer):
+        if hasattr(layer, "layers"):  # a nested model
+            return [k for inner in layer.layers for k in kernels_of(inner)]
+        kernel = getattr(layer, "kernel", None)
+        return [kernel] if kernel is not None and layer.trainable else []
+
+    kernels = kernels_of(model)
+    for kernel in kernels:
+        kernel.regularizer = keras.regularizers.L2(rate / 2) if rate else None
+    return len(kernels)
+
+
 def default_verbose() -> int:
     """Keras's progress bar (1) when a person watches, one line an epoch (2) under the runner, tests and CI."""
     return 1 if settings.interactive() else 2

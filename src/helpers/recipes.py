@@ -1,0 +1,83 @@
+"""How the course trains on CIFAR-10: He et al.'s recipe (§4.2) and a short one that fits a laptop CPU.
+
+Both use the paper's SGD with momentum 0.9, batch 128, weight decay on the kernels and the 4-pixel
+pad-crop-flip augmentation (``helpers.data.cifar10``); they differ only in the learning-rate schedule (and, in
+the short recipe, Nesterov momentum, a larger decay and label smoothing), so that a short run still ends on a
+settled model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from helpers.training import l2_weight_decay
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing (Szegedy et al. 2016, Inception-v3).
+
+    The target is 1 − ε on the true class and ε / K spread over all K classes. Keras's sparse cross-entropy
+    has no ``label_smoothing``; this keeps integer labels everywhere (metrics, evaluation) instead of one-hot.
+    """
+
+    def __init__(self, label_smoothing=0.1, name="sparse_smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}.")
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        classes = y_pred.shape[-1]
+        labels = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), classes)
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One CIFAR-10 training recipe: SGD with momentum and one of two learning-rate schedules."""
+
+    name: str
+    schedule: str  # "steps": ÷10 at 50 % and 75 % of the run (the paper's 32k and 48k of 64k iterations);
+    #                "warmup_cosine": linear warm-up, then a cosine to zero
+    learning_rate: float
+    weight_decay: float
+    momentum: float = 0.9
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    warmup_epochs: float = 0.0
+
+    def learning_rate_schedule(self, *, epochs: int, steps_per_epoch: int):
+        steps = epochs * steps_per_epoch
+        if self.schedule == "steps":
+            return keras.optimizers.schedules.PiecewiseConstantDecay(
+                [steps // 2, 3 * steps // 4], [self.learning_rate, self.learning_rate / 10, self.learning_rate / 100])
+        warmup = min(int(self.warmup_epochs * steps_per_epoch), steps - 1)
+        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=self.learning_rate,
+                                                      warmup_steps=warmup)
+
+    def compile(self, model, *, epochs: int, train_count: int, batch_size: int):
+        """Weight decay on ``model``'s kernels, then ``model.compile`` with this recipe's optimizer and loss."""
+        if min(epochs, train_count, batch_size) < 1:
+            raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, "
+                             f"{train_count}, {batch_size}.")
+        l2_weight_decay(model, self.weight_decay)
+        schedule = self.learning_rate_schedule(epochs=epochs, steps_per_epoch=-(-train_count // batch_size))
+        loss = (SparseSmoothedCrossentropy(self.label_smoothing) if self.label_smoothing
+                else keras.losses.SparseCategoricalCrossentropy())
+        model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=self.momentum, nesterov=self.nesterov),
+                      loss=loss, metrics=["accuracy"])
+        return model
+
+
+# He et al. 2015, §4.2: lr 0.1, ÷10 at 32k and 48k iterations, stop at 64k; weight decay 1e-4; momentum 0.9.
+PAPER = Recipe("paper", schedule="steps", learning_rate=0.1, weight_decay=1e-4)
+# A short schedule: the whole run at a high rate falling smoothly to zero (the idea of "super-convergence",
+# Smith & Topin 2018), Nesterov momentum, 5e-4 decay and label smoothing 0.1, as in the fast CIFAR-10 schedules.
+SHORT = Recipe("short", schedule="warmup_cosine", learning_rate=0.2, weight_decay=5e-4, nesterov=True,
+               label_smoothing=0.1, warmup_epochs=1.0)
