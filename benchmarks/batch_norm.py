@@ -7,13 +7,17 @@ is one compiled ``fit`` of ``--steps`` SGD steps (momentum 0.9) on that batch re
 traces the step. The calls alternate between the variants. A fit's ms per step is the mean of its steps
 (``helpers.measure.StepTimer``); the script prints each variant's median, fastest and slowest fit, the median
 fit's whole wall time per step, and the ratio of the medians. Random data: no dataset to download.
+
+It also answers where a deep net's throughput goes: the forward multiply-adds of one image (ResNet-20 40.6 M,
+ResNet-56 125.5 M) times the batch, over the median step time, give multiply-adds per second for the residual
+nets and their plain twins; the last lines compare ResNet-56's rate with ResNet-20's under each batch norm.
 """
 
 import argparse
 import os
 import statistics
 
-NETWORKS = ("resnet20", "resnet56")
+NETWORKS = ("resnet20", "resnet56", "plain20", "plain56")
 
 
 def fit_steps(model, batches, steps, timers):
@@ -40,6 +44,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
+    import helpers.analysis
     import helpers.layers
     import helpers.measure
     import helpers.models
@@ -53,7 +58,9 @@ def main():
 
     print(f"CIFAR ResNets at 32 px, batch {args.batch_size}, SGD momentum 0.9, {os.cpu_count()} CPU cores; "
           f"{args.repeats} interleaved fits of {args.steps} steps per variant after one untimed fit")
-    print(f"{'network':10s} {'variant':10s} {'ms/step':>8s} {'min':>7s} {'max':>7s} {'fit wall/step':>14s}")
+    print(f"{'network':10s} {'variant':10s} {'ms/step':>8s} {'min':>7s} {'max':>7s} {'fit wall/step':>14s} "
+          f"{'G mult-adds/s':>14s}")
+    rates = {}  # (network, variant) -> forward multiply-adds per second of training
     for name in args.networks:
         candidates, timers, weights = {}, {}, None
         for variant, layer in variants.items():
@@ -65,6 +72,7 @@ def main():
             assert {type(x) for x in model.layers if isinstance(x, keras.layers.BatchNormalization)} == {layer}
             if weights is None:
                 weights = model.get_weights()
+                macs = helpers.analysis.layer_table(model).macs
             else:
                 model.set_weights(weights)  # both variants start from the same weights
             model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
@@ -78,12 +86,18 @@ def main():
                     for variant in candidates}
         for variant, ms in per_step.items():
             fit_wall = statistics.median(wall[variant]) * 1000 / args.steps
+            rates[name, variant] = macs * args.batch_size / (statistics.median(ms) / 1000)
             print(f"{name:10s} {variant:10s} {statistics.median(ms):8.1f} {min(ms):7.1f} {max(ms):7.1f} "
-                  f"{fit_wall:14.1f}")
+                  f"{fit_wall:14.1f} {rates[name, variant] / 1e9:14.1f}")
         keras_ms, fused_ms = per_step["Keras BN"], per_step["fused BN"]
         pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(keras_ms, fused_ms))
         print(f"{name:10s} Keras BN ÷ fused BN = {statistics.median(keras_ms) / statistics.median(fused_ms):.2f} "
               f"(medians; per pair: {pairs})")
+    for deep, shallow in (("resnet56", "resnet20"), ("plain56", "plain20")):
+        for variant in variants:
+            if (deep, variant) in rates and (shallow, variant) in rates:
+                print(f"{deep} ÷ {shallow} multiply-adds per second, {variant}: "
+                      f"{rates[deep, variant] / rates[shallow, variant]:.2f} (goal ≥ 0.8)")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,27 @@ def test_fit_on_a_dataset_of_unknown_length_runs_every_batch_without_a_false_ala
     assert not [w for w in recwarn if "ran out of data" in str(w.message)]
 
 
+def test_fit_trains_on_pipelines_without_the_autotuning_thread(mnist, monkeypatch):
+    """Dropping an autotuned iterator can wait up to a minute for tf.data's autotuning thread (at each epoch's end)."""
+    (x, y), (x_val, y_val) = mnist
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(BATCH)
+    assert train.options().autotune.enabled is not False  # tf.data's default: autotuned
+    model, given = small_model(), {}
+    keras_fit = model.fit
+
+    def spy(data, **kwargs):
+        given.update(train=data, validation=kwargs["validation_data"])
+        return keras_fit(data, **kwargs)
+
+    monkeypatch.setattr(model, "fit", spy)
+    training.fit(model, train, validation=val, epochs=1, batch_size=BATCH, run="no_autotune_thread")
+    assert given["train"].options().autotune.enabled is False
+    assert given["validation"].options().autotune.enabled is False
+    arrays = (x, y)
+    assert training.without_autotune_thread(arrays) is arrays and training.without_autotune_thread(None) is None
+
+
 @pytest.mark.parametrize("as_dataset", [True, False])
 def test_fit_traces_the_training_step_once(mnist, as_dataset):
     """The optimizer's slots and the metrics exist before the first trace, so tf.function need not retrace."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from helpers.training import without_autotune_thread
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -48,7 +50,7 @@ def predict(model, dataset) -> Predictions:
         raise ValueError(f"{model.name} has {len(model.outputs)} outputs; predict() needs a single-output model "
                          "(for GoogLeNet, use googlenet.inference_model(model)).")
     images, labels, probabilities = [], [], []
-    for batch in dataset:
+    for batch in without_autotune_thread(dataset):  # dropping the iterator at the end never waits
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise ValueError("predict() needs a dataset of (images, labels) batches.")
         x, y = batch

@@ -77,13 +77,13 @@ PROFILES: dict[str, dict] = {
     ),
     # Notebook 05 on CIFAR-10. The degradation experiment (He et al. §4.2, Fig. 6): plain vs residual nets,
     # 45,000 training / 5,000 validation images, the paper's 64k iterations (182 epochs of 352 steps) in full
-    # mode, for a GPU. CPU setting: epochs=5, train_samples=10000 (≈ 17 min for the four nets on 2 cores).
+    # mode, for a GPU. CPU setting: epochs=5, train_samples=10000 (14 min for the four nets, measured on 2 cores).
     "resnet_degradation": dict(
         full=dict(epochs=182, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         quick=dict(epochs=1, train_samples=512, val_samples=256, test_samples=500),
     ),
     # ResNet-20 trained to a result with the short recipe (helpers.recipes.SHORT) on all 50,000 training
-    # images, reported on all 10,000 test images. CPU setting: epochs=15 (benchmarks/resnet20_cifar10.py).
+    # images, reported on all 10,000 test images. CPU setting: epochs=18 (benchmarks/resnet20_cifar10.py).
     "resnet_cifar10": dict(
         full=dict(epochs=40, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         quick=dict(epochs=1, train_samples=1024, test_samples=1000),

@@ -335,6 +335,23 @@ def _best_so_far(rows: list[dict], monitor: str) -> float | None:
     return max(values) if monitor_mode(monitor) == "max" else min(values)
 
 
+def without_autotune_thread(dataset):
+    """``dataset`` with tf.data's autotuning thread turned off, so that ending an epoch never waits for it.
+
+    Keras makes a new iterator of the training (and validation) dataset every epoch and drops the last one. An
+    autotuned pipeline has a background thread that re-optimises it at growing intervals, up to a minute, and
+    dropping the iterator waits for that thread: measured here, the process sat idle 10–50 s at the start of
+    some epochs (benchmarks/iterator_teardown.py). Without it, ``AUTOTUNE`` parallelism and prefetching take
+    tf.data's static defaults, which keep the course's pipelines ahead of the CPU training step.
+    Anything that is not a ``tf.data.Dataset`` is returned as it is.
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        return dataset
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def build_training_state(model, train) -> None:
     """Create the optimizer's slots and the metrics' totals before Keras traces the first training step.
 
@@ -408,6 +425,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
         run_callbacks.append(keras.callbacks.TensorBoard(str(folder / "tensorboard")))
 
     start = time.perf_counter()
+    train, validation = without_autotune_thread(train), without_autotune_thread(validation)
     build_training_state(model, train)  # part of this call's wall time: Keras would do it inside fit
     try:
         with warnings.catch_warnings():
