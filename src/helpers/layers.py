@@ -407,7 +407,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def uses_fused_kernel(self, inputs, mask=None) -> bool:
         """Whether ``call`` uses the fused kernel for these inputs."""
-        return (mask is None and not self.renorm and not self.synchronized and len(inputs.shape) == 4
+        # renorm arrived in Keras 3.14; Colab's 3.13 has no such attribute.
+        return (mask is None and not getattr(self, "renorm", False) and not self.synchronized and len(inputs.shape) == 4
                 and self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in self.FUSED_DTYPES)
 
     def call(self, inputs, training=None, mask=None):
