@@ -21,7 +21,8 @@ PER_CLASS = {"train": 3, "test": 2}  # images per class taken from the shared tr
 
 
 def _shared_root():
-    return settings.data_dir() / "cifar10"
+    """The data folder's tree: the shipped copy, or the one the loader converts from a fresh download."""
+    return cifar.ensure_cifar10()
 
 
 def _sample(split, per_class):

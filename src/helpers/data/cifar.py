@@ -23,7 +23,7 @@ import numpy as np
 
 from helpers import settings
 from helpers.data.download import DatasetUnavailableError, fetch
-from helpers.data.images import FolderReport
+from helpers.data.images import FolderReport, balanced_sample
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -216,19 +216,10 @@ def load_cifar10(split: str = "train", *, data_dir: Path | None = None) -> tuple
 
 
 def _stratified(labels: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a class-balanced random sample of ``n`` examples, and of the rest (sorted)."""
-    from sklearn.model_selection import train_test_split
-
+    """Indices of a class-balanced random sample of ``n`` examples (the image-folder loader's), and of the rest."""
     everything = np.arange(len(labels))
-    if n is None or n >= len(labels):
-        return everything, everything[:0]
-    if n < 1:
-        raise ValueError(f"sample count must be at least 1, not {n}.")
-    if n < len(CLASS_NAMES):  # too few to hold every class: a plain random sample
-        chosen = np.random.default_rng(seed).choice(everything, n, replace=False)
-    else:
-        chosen, _ = train_test_split(everything, train_size=n, stratify=labels, random_state=seed)
-    chosen = np.sort(chosen)
+    chosen, _ = balanced_sample(everything.tolist(), labels.tolist(), n, seed)
+    chosen = np.array(chosen, dtype=np.int64)
     return chosen, np.setdiff1d(everything, chosen)
 
 

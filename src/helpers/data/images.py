@@ -161,7 +161,7 @@ def scan_image_folder(root: Path | str, workers: int = 8) -> tuple[list[str], li
     return paths, labels, report
 
 
-def _subset(paths: list[str], labels: list[int], n: int | None, seed: int) -> tuple[list[str], list[int]]:
+def balanced_sample(paths: list, labels: list[int], n: int | None, seed: int) -> tuple[list, list[int]]:
     """A class-balanced random subset of n examples (all of them when n is None or too large)."""
     if n is None or n >= len(paths):
         return paths, labels
@@ -187,7 +187,7 @@ def _split(paths, labels, fraction: float, seed: int):
     if not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must be between 0 and 1, not {fraction}.")
     n_val = max(1, round(len(paths) * fraction))
-    val_p, val_l = _subset(paths, labels, n_val, seed)
+    val_p, val_l = balanced_sample(paths, labels, n_val, seed)
     chosen = set(val_p)
     train = [(p, l) for p, l in zip(paths, labels) if p not in chosen]
     return [p for p, _ in train], [l for _, l in train], val_p, val_l
@@ -279,8 +279,8 @@ def image_folder(
                              f"{val_report.class_names} in {val_root}.")
     else:
         paths, labels, val_paths, val_labels = _split(paths, labels, validation_fraction, seed)
-    paths, labels = _subset(paths, labels, train_samples, seed)
-    val_paths, val_labels = _subset(val_paths, val_labels, val_samples, seed)
+    paths, labels = balanced_sample(paths, labels, train_samples, seed)
+    val_paths, val_labels = balanced_sample(val_paths, val_labels, val_samples, seed)
     common = dict(image_size=image_size, batch_size=batch_size, cache=cache, seed=seed)
     return ImageData(
         train=make_dataset(paths, labels, training=True, augment=augment, **common),
