@@ -37,16 +37,18 @@ def _score_model(model, layer_name: str):
     if layer_name not in _spatial_layers(model):
         raise ValueError(f"Grad-CAM needs a layer with (H, W, C) maps; {layer_name!r} is not one. "
                          f"Layers with spatial maps: {_spatial_layers(model)}.")
-    output = model.outputs[0]  # the main classifier when there are auxiliary heads (GoogLeNet)
-    head = output._keras_history.operation
-    if isinstance(head, keras.layers.Dense) and head.activation is keras.activations.softmax:
-        # Recompute the last layer without its softmax: the paper differentiates the raw score y^c.
-        scores = keras.ops.matmul(head.input, head.kernel) + (head.bias if head.use_bias else 0)
-    elif isinstance(head, keras.layers.Softmax) or (
+    # The class scores before the softmax, as the paper differentiates them. The course's builders end in a
+    # separate activation layer named "predictions" (the main head when there are auxiliary ones) whose input
+    # is the scores; a model ending in a Dense softmax has them recomputed without it; any other is used as is.
+    names = [candidate.name for candidate in model.layers]
+    head = model.get_layer("predictions") if "predictions" in names else model.layers[-1]
+    if isinstance(head, keras.layers.Softmax) or (
             isinstance(head, keras.layers.Activation) and head.activation is keras.activations.softmax):
         scores = head.input
+    elif isinstance(head, keras.layers.Dense) and head.activation is keras.activations.softmax:
+        scores = keras.ops.matmul(head.input, head.kernel) + (head.bias if head.use_bias else 0)
     else:
-        scores = output
+        scores = model.outputs[0]
     return keras.Model(model.inputs, [layer.output, scores])
 
 

@@ -9,6 +9,8 @@ settled model.
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 
 import keras
 
@@ -51,6 +53,7 @@ class Recipe:
     nesterov: bool = False
     label_smoothing: float = 0.0
     warmup_epochs: float = 0.0
+    warmup_fraction: float = 0.05  # the warm-up's share of a run on the clock (``ClockSchedule``), which has no epochs
 
     def learning_rate_schedule(self, *, epochs: int, steps_per_epoch: int):
         steps = epochs * steps_per_epoch
@@ -61,18 +64,65 @@ class Recipe:
         return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=self.learning_rate,
                                                       warmup_steps=warmup)
 
-    def compile(self, model, *, epochs: int, train_count: int, batch_size: int):
-        """Weight decay on ``model``'s kernels, then ``model.compile`` with this recipe's optimizer and loss."""
-        if min(epochs, train_count, batch_size) < 1:
+    def rate_at(self, fraction: float) -> float:
+        """The learning rate after ``fraction`` (0 to 1) of a run: the same shapes as the step schedules."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.schedule == "steps":
+            return self.learning_rate * (1 if fraction < 0.5 else 0.1 if fraction < 0.75 else 0.01)
+        if fraction < self.warmup_fraction:
+            return self.learning_rate * fraction / self.warmup_fraction
+        progress = (fraction - self.warmup_fraction) / (1 - self.warmup_fraction)
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def compile(self, model, *, epochs: int | None = None, train_count: int | None = None,
+                batch_size: int | None = None, on_the_clock: bool = False):
+        """Weight decay on ``model``'s kernels, then ``model.compile`` with this recipe's optimizer and loss.
+
+        The learning rate follows the schedule over ``epochs`` epochs of ``train_count`` images; with
+        ``on_the_clock=True`` it is left to a ``ClockSchedule`` callback instead (a run with a time budget).
+        """
+        if on_the_clock:
+            schedule = 0.0  # a variable the callback sets before every step
+        elif None in (epochs, train_count, batch_size) or min(epochs, train_count, batch_size) < 1:
             raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, "
-                             f"{train_count}, {batch_size}.")
+                             f"{train_count}, {batch_size} (or pass on_the_clock=True).")
+        else:
+            schedule = self.learning_rate_schedule(epochs=epochs, steps_per_epoch=-(-train_count // batch_size))
         l2_weight_decay(model, self.weight_decay)
-        schedule = self.learning_rate_schedule(epochs=epochs, steps_per_epoch=-(-train_count // batch_size))
         loss = (SparseSmoothedCrossentropy(self.label_smoothing) if self.label_smoothing
                 else keras.losses.SparseCategoricalCrossentropy())
         model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=self.momentum, nesterov=self.nesterov),
                       loss=loss, metrics=["accuracy"])
         return model
+
+
+class ClockSchedule(keras.callbacks.Callback):
+    """Train for ``seconds`` of training steps, the learning rate following ``recipe``'s shape over that time.
+
+    For comparing networks at equal cost: each gets the same minutes, and its schedule (warm-up, cosine, …)
+    is stretched over them as it would be over epochs. The clock counts the time inside training steps only,
+    from the end of the first step (which also traces the graph): validation, checkpoints and tracing are
+    left out. The run stops after the step that uses up the time; ``fit``'s ``epochs`` is only an upper bound.
+    The model must be compiled with ``recipe.compile(model, on_the_clock=True)``.
+    """
+
+    def __init__(self, recipe: Recipe, seconds: float):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"seconds must be positive, not {seconds!r}.")
+        self.recipe, self.seconds = recipe, float(seconds)
+        self.used, self.steps, self._traced = 0.0, 0, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.recipe.rate_at(self.used / self.seconds)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._traced:
+            self.used += time.perf_counter() - self._start
+        self._traced, self.steps = True, self.steps + 1
+        if self.used >= self.seconds:
+            self.model.stop_training = True
 
 
 # He et al. 2015, §4.2: lr 0.1, ÷10 at 32k and 48k iterations, stop at 64k; weight decay 1e-4; momentum 0.9.

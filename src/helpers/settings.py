@@ -46,6 +46,7 @@ class RunConfig:
     val_samples: int | None
     width: float = 1.0
     test_samples: int | None = None
+    minutes: float | None = None  # a time budget per network instead of epochs (notebook 06's CPU setting)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,13 +89,11 @@ PROFILES: dict[str, dict] = {
         full=dict(epochs=40, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         quick=dict(epochs=1, train_samples=1024, test_samples=1000),
     ),
-    "comparison": dict(  # one budget for all four Dogs vs. Cats nets; CPU setting: epochs=8, image_size=96
-        full=dict(epochs=30, batch_size=32, image_size=128, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, image_size=72, train_samples=128, val_samples=64),  # AlexNet needs ≥ 67 px
-    ),
-    "comparison_lenet5": dict(  # LeNet-5 on MNIST in notebook 06: notebook 01's full run, a smaller QUICK one
-        full=dict(epochs=10, batch_size=128, image_size=32, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, train_samples=4096, val_samples=2000),
+    # Notebook 06's race on CIFAR-10: full = equal epochs for all eight networks (for a GPU); the CPU setting is
+    # minutes=4, val_samples=1000 (equal time). QUICK: one epoch of 1,024 images each, at a quarter of the widths.
+    "comparison": dict(
+        full=dict(epochs=30, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, train_samples=1024, val_samples=128, test_samples=500, width=0.25),
     ),
 }
 

@@ -378,7 +378,7 @@ def build_training_state(model, train) -> None:
 
 def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = None, callbacks=(),
         verbose=None, run: str | None = None, monitor: str | None = None, resume: bool = True,
-        tensorboard: bool = False):
+        tensorboard: bool = False, steps_per_epoch: int | None = None):
     """``model.fit`` with resumable backups, a best-model checkpoint, a CSV log and timing.
 
     ``train`` is a batched ``tf.data.Dataset`` or an ``(x, y)`` pair of arrays, ``validation`` likewise;
@@ -387,12 +387,15 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
     ``run`` names the run's folder (default: the model's name). ``monitor`` picks the best epoch
     (default ``val_loss`` with validation data, else ``loss``; see ``monitor_mode`` for its direction).
     ``resume=False`` discards a backup left by an interrupted run instead of continuing it.
+    ``steps_per_epoch``: for a repeating dataset (``train.repeat()``), how many batches make an epoch.
     Returns Keras's History covering the whole run (epochs from before an interruption are read back from
     the CSV log), with ``wall_seconds`` (this call), ``initial_epoch`` (0, or where it resumed), ``run_dir``,
     ``best_model_path`` and ``log_path`` added.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, not {epochs}.")
+    if steps_per_epoch is not None and (isinstance(train, tuple) or steps_per_epoch < 1):
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r}: give a positive number, with a tf.data.Dataset.")
     if getattr(model, "optimizer", None) is None:
         raise ValueError(f"Model {model.name!r} is not compiled: call model.compile(...) before fit.")
     check_float32_outputs(model)
@@ -431,14 +434,15 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
         with warnings.catch_warnings():
             # Keras 3.15 warns "Your input ran out of data" at the end of the first epoch of every dataset of
             # unknown length (ours, after ignore_errors) although no steps_per_epoch was set: nothing ran out.
-            # Fixed upstream (keras-team/keras#23360); this fit never sets steps_per_epoch.
+            # Fixed upstream (keras-team/keras#23360). With steps_per_epoch the dataset repeats, so nothing can.
             warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
             if isinstance(train, tuple):  # NumPy arrays (x, y): Keras batches them itself
                 history = model.fit(*train, batch_size=batch_size, validation_data=validation, epochs=epochs,
                                     verbose=verbose, callbacks=[*run_callbacks, *callbacks])
             else:  # a batched tf.data.Dataset shuffles itself (shuffle=False only silences Keras's warning)
                 history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose,
-                                    shuffle=False, callbacks=[*run_callbacks, *callbacks])
+                                    shuffle=False, steps_per_epoch=steps_per_epoch,
+                                    callbacks=[*run_callbacks, *callbacks])
     finally:
         model._initial_epoch = None  # Keras leaves BackupAndRestore's start epoch set for the next fit call
     history.wall_seconds = time.perf_counter() - start

@@ -10,7 +10,8 @@ variant with 62,378,344.
 import keras
 from keras import layers
 
-from helpers.layers import LocalResponseNormalization, PCAColorJitter
+from helpers.layers import BatchNormalization, LocalResponseNormalization, PCAColorJitter
+from helpers.models._parts import check_size_options, check_top_options, fc_top, features, scaled, subtract_mean
 from helpers.models._registry import check_input_size, register
 
 PAPER_INPUT = (227, 227, 3)
@@ -24,68 +25,53 @@ CONVOLUTIONS = [
 ]
 # conv1 11/4 then three 3/2 poolings: the smallest input that still leaves a 1×1 map after pool5.
 MIN_INPUT = 67
+CIFAR_MIN_INPUT = 15  # with a 3×3 stride-1 conv1 the three 3/2 poolings take 15 → 7 → 3 → 1
 # The paper crops 224-pixel patches from 256-pixel images; keep that ratio at any size.
 CROP_FRACTION = 224 / 256
 
 
-def _scaled(filters: int, width: float, groups: int) -> int:
-    """``filters × width``, rounded to a multiple of ``groups`` (a grouped conv needs equal halves)."""
-    return max(groups, round(filters * width / groups) * groups)
-
-
-def subtract_mean(x, mean, channels: int):
-    """The papers' input preprocessing: subtract the training set's mean RGB value (a layer without parameters)."""
-    mean = [float(m) for m in mean]
-    if len(mean) != channels:
-        raise ValueError(f"mean must have one value per input channel ({channels}), got {len(mean)}.")
-    return layers.Normalization(mean=mean, variance=[1.0] * channels, name="subtract_mean")(x)
-
-
-def check_size_options(width, fc_units, dropout) -> None:
-    """Clear errors for the options that shrink a network for a CPU (shared with VGG)."""
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise ValueError(f"width must be a positive number, not {width!r}.")
-    if not (isinstance(fc_units, int) and fc_units >= 1):
-        raise ValueError(f"fc_units must be a positive int, not {fc_units!r}.")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), not {dropout!r}.")
-
-
-def classifier(x, num_classes: int, fc_units: int, dropout: float):
-    """AlexNet's head, which VGG kept: flatten, fc6 and fc7 (ReLU, dropout), fc8 with softmax."""
-    x = layers.Flatten(name="flatten")(x)
-    for name in ("fc6", "fc7"):
-        x = layers.Dense(fc_units, activation="relu", name=name)(x)
-        x = layers.Dropout(dropout, name=f"drop{name[2:]}")(x)
-    # float32 output: a stable softmax and loss under mixed precision; no extra parameters.
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
-
-
 @register("alexnet")
 def build_alexnet(*, input_shape=PAPER_INPUT, num_classes=1000, groups=2, width=1.0, fc_units=4096,
-                  dropout=0.5, lrn=True, mean=None):
+                  dropout=0.5, lrn=True, batch_norm=False, cifar=False, mean=None, include_top=True, pooling=None,
+                  classifier_activation="softmax"):
     """AlexNet; ``groups=1`` for one tower, ``width``/``fc_units`` to shrink it for a CPU (paper: 1.0, 4096).
 
+    ``cifar=True`` adapts it to 32×32 images the way the CIFAR ports of VGG and ResNet adapt theirs: conv1
+    becomes 3×3 with stride 1 (an 11×11 stride-4 filter would leave 6×6 maps after one layer), everything else
+    is the paper's, so the three overlapping poolings take 32 → 15 → 7 → 3. ``batch_norm=True`` puts batch
+    normalisation between each convolution and its ReLU and drops LRN (as BN replaced it in later networks).
     ``mean``: the training images' mean RGB value, subtracted from the input first (the paper subtracted the
     mean image; the per-channel mean is the common simplification). None leaves the input as it is.
+    ``include_top``/``pooling``/``classifier_activation``: as keras.applications' (see ``helpers.models._parts``).
     """
-    check_input_size("alexnet", input_shape, min_size=MIN_INPUT)
+    check_input_size("alexnet", input_shape, min_size=CIFAR_MIN_INPUT if cifar else MIN_INPUT)
     if groups not in (1, 2):
         raise ValueError(f"groups must be 2 (the paper's two GPUs) or 1 (one tower), not {groups!r}.")
     check_size_options(width, fc_units, dropout)
+    check_top_options(include_top, pooling, classifier_activation)
 
     inputs = keras.Input(input_shape, name="image")
     x = inputs if mean is None else subtract_mean(inputs, mean, input_shape[-1])
     for i, (name, filters, kernel, stride, padding, grouped, has_lrn, has_pool) in enumerate(CONVOLUTIONS, 1):
-        x = layers.Conv2D(_scaled(filters, width, groups), kernel, strides=stride, padding=padding,
-                          groups=groups if grouped else 1, activation="relu", name=name)(x)
-        if has_lrn and lrn:
+        if cifar and name == "conv1":
+            kernel, stride, padding = 3, 1, "same"
+        conv = layers.Conv2D(scaled(filters, width, groups), kernel, strides=stride, padding=padding,
+                             groups=groups if grouped else 1, use_bias=not batch_norm,
+                             activation=None if batch_norm else "relu", name=name)
+        x = conv(x)
+        if batch_norm:
+            x = BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+            x = layers.Activation("relu", name=f"{name}_relu")(x)
+        elif has_lrn and lrn:
             # The paper's constants k=2, n=5, α=1e-4, β=0.75 are the layer's defaults.
             x = LocalResponseNormalization(name=f"norm{i}")(x)
         if has_pool:
             x = layers.MaxPooling2D(pool_size=3, strides=2, name=f"pool{i}")(x)  # overlapping pooling
-    outputs = classifier(x, num_classes, fc_units, dropout)
-    return keras.Model(inputs, outputs, name="alexnet" if groups == 2 else "alexnet_one_tower")
+    if include_top:
+        x = fc_top(x, num_classes, fc_units=fc_units, dropout=dropout, classifier_activation=classifier_activation)
+    else:
+        x = features(x, pooling)
+    return keras.Model(inputs, x, name="alexnet" if groups == 2 else "alexnet_one_tower")
 
 
 def load_size(crop_size: int) -> int:

@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from helpers.layers import BatchNormalization, LocalResponseNormalization
+from helpers.models._parts import check_top_options, check_width, features, pooled_top, scaled
 from helpers.models._registry import check_input_size, register
 
 
@@ -100,39 +101,47 @@ def auxiliary_head(x, num_classes, *, conv_filters=128, dense_units=1024, dropou
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)  # float32 under mixed precision
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
-
 @register("googlenet")
 def build_googlenet(*, input_shape, num_classes, aux_heads=False, width=1.0, dropout=0.4, aux_dropout=0.7,
-                    batch_norm=False):
+                    batch_norm=False, cifar=False, include_top=True, pooling=None, classifier_activation="softmax"):
     """GoogLeNet from Table 1; ``width`` < 1 scales every layer's channels (and the aux heads) for CPU runs.
 
     ``aux_heads=True`` returns the training model with outputs ``{"main", "aux1", "aux2"}``; pass it to
     ``inference_model`` to get the single-output network that shares its weights. ``batch_norm=True`` is not
     the paper's network (BN came a year later and replaced LRN) but trains from scratch far more readily.
+    ``cifar=True`` is the 32×32 adaptation of the standard CIFAR port (kuangliu/pytorch-cifar): the stem
+    (7×7/2 conv, pool, 1×1 and 3×3 convs, pool: a 224-pixel image shrunk 8×) becomes one 3×3 convolution to
+    192 channels at full resolution, so the inception modules see 32×32, 16×16 and 8×8 maps; the modules keep
+    the paper's true 5×5 branch. ``include_top``/``pooling``/``classifier_activation``: as keras.applications'
+    (see ``helpers.models._parts``); the auxiliary heads need the top.
     """
-    if not width > 0:
-        raise ValueError(f"width must be positive, not {width!r}.")
-    # The stem and the three max-pools halve the image five times ("same" padding rounds up); the aux
-    # heads' 5×5 average pool needs stage 4's maps to be at least 5×5, i.e. inputs of at least 65 pixels.
+    check_width(width)
+    check_top_options(include_top, pooling, classifier_activation)
+    if aux_heads and not include_top:
+        raise ValueError("aux_heads=True needs include_top=True: the auxiliary heads train the classifier.")
+    # The ImageNet stem and the three max-pools halve the image five times ("same" padding rounds up); the aux
+    # heads' 5×5 average pool needs stage 4's maps to be at least 5×5, i.e. inputs of at least 65 pixels
+    # (17 with the CIFAR stem, which does not shrink the image).
     check_input_size("googlenet" + (" with aux_heads" if aux_heads else ""), input_shape,
-                     min_size=65 if aux_heads else 32)
-    s = lambda channels: _scaled(channels, width)  # noqa: E731
+                     min_size=(17 if cifar else 65) if aux_heads else (4 if cifar else 32))
+    s = lambda channels: scaled(channels, width)  # noqa: E731
     inputs = keras.Input(input_shape, name="image")
-    x = _conv(inputs, s(64), 7, "conv1_7x7", strides=2, batch_norm=batch_norm)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    if not batch_norm:  # BN replaced LRN in the later Inception versions
-        x = LocalResponseNormalization(name="lrn1")(x)
-    x = _conv(x, s(64), 1, "conv2_3x3_reduce", batch_norm=batch_norm)
-    x = _conv(x, s(192), 3, "conv2_3x3", batch_norm=batch_norm)
-    if not batch_norm:
-        x = LocalResponseNormalization(name="lrn2")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    if cifar:
+        x = _conv(inputs, s(192), 3, "conv1_3x3", batch_norm=batch_norm)
+        pools = 0
+    else:
+        x = _conv(inputs, s(64), 7, "conv1_7x7", strides=2, batch_norm=batch_norm)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+        if not batch_norm:  # BN replaced LRN in the later Inception versions
+            x = LocalResponseNormalization(name="lrn1")(x)
+        x = _conv(x, s(64), 1, "conv2_3x3_reduce", batch_norm=batch_norm)
+        x = _conv(x, s(192), 3, "conv2_3x3", batch_norm=batch_norm)
+        if not batch_norm:
+            x = LocalResponseNormalization(name="lrn2")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+        pools = 2
 
     aux_outputs = {}
-    pools = 2
     for row in TABLE_1:
         if row == "pool":
             pools += 1
@@ -146,9 +155,9 @@ def build_googlenet(*, input_shape, num_classes, aux_heads=False, width=1.0, dro
             aux_outputs[head] = auxiliary_head(x, num_classes, conv_filters=s(128), dense_units=s(1024),
                                                dropout=aux_dropout, name=head, batch_norm=batch_norm)
 
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    main = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    if not include_top:
+        return keras.Model(inputs, features(x, pooling), name="googlenet")
+    main = pooled_top(x, num_classes, dropout=dropout, classifier_activation=classifier_activation)
     if not aux_heads:
         return keras.Model(inputs, main, name="googlenet")
     return keras.Model(inputs, {"main": main, **aux_outputs}, name="googlenet_training")

@@ -13,6 +13,7 @@ from keras import layers
 
 from helpers.layers import EuclideanRBF, PaperUniform, RBFAccuracy, RBFLoss, SparseConv2D, Subsampling, \
     c3_connections, scaled_tanh
+from helpers.models._parts import check_top_options, features
 from helpers.models._registry import build, check_input_size, register
 
 VARIANTS = ("paper", "modern")
@@ -22,11 +23,14 @@ MIN_INPUT = 32
 
 
 @register("lenet5")
-def build_lenet5(*, input_shape, num_classes, variant="paper", output=None):
+def build_lenet5(*, input_shape, num_classes, variant="paper", output=None, include_top=True, pooling=None,
+                 classifier_activation="softmax"):
     """LeNet-5 with layers named as in the paper (C1, S2, C3, S4, C5, F6, output).
 
     output: ``"rbf"`` (the paper's distances; the default for ``variant="paper"``, 10 digit classes only) or
-    ``"softmax"`` (a modern probability head; the default for ``variant="modern"``).
+    ``"softmax"`` (a modern head: the Dense layer ``output``, then ``classifier_activation`` as the float32 layer
+    ``predictions``; the default for ``variant="modern"``). ``include_top=False`` ends at C5's maps (``pooling``
+    as in keras.applications); 32×32 is LeNet-5's own input size, so CIFAR-10 needs no adaptation.
     """
     if variant not in VARIANTS:
         raise ValueError(f"lenet5 variant must be one of {VARIANTS}, not {variant!r}.")
@@ -37,6 +41,7 @@ def build_lenet5(*, input_shape, num_classes, variant="paper", output=None):
         raise ValueError(f"the RBF output has one fixed prototype per digit, so num_classes must be 10, not "
                          f"{num_classes}; use output='softmax' for other class counts.")
     check_input_size("lenet5", input_shape, min_size=MIN_INPUT)
+    check_top_options(include_top, pooling, classifier_activation)
 
     inputs = keras.Input(input_shape, name="image")
     if variant == "paper":
@@ -46,6 +51,8 @@ def build_lenet5(*, input_shape, num_classes, variant="paper", output=None):
         x = SparseConv2D(c3_connections(), 5, activation=scaled_tanh, name="C3")(x)
         x = Subsampling(2, activation=scaled_tanh, name="S4")(x)
         x = layers.Conv2D(120, 5, activation=scaled_tanh, kernel_initializer=init, name="C5")(x)
+        if not include_top:
+            return keras.Model(inputs, features(x, pooling), name=f"lenet5_{variant}")
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(84, activation=scaled_tanh, kernel_initializer=init, name="F6")(x)
     else:
@@ -54,12 +61,15 @@ def build_lenet5(*, input_shape, num_classes, variant="paper", output=None):
         x = layers.Conv2D(16, 5, activation="relu", name="C3")(x)  # every C3 map reads all six S2 maps
         x = layers.MaxPooling2D(2, name="S4")(x)
         x = layers.Conv2D(120, 5, activation="relu", name="C5")(x)
+        if not include_top:
+            return keras.Model(inputs, features(x, pooling), name=f"lenet5_{variant}")
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(84, activation="relu", name="F6")(x)
     if output == "rbf":
         outputs = EuclideanRBF(name="output", dtype="float32")(x)  # float32 even under mixed precision
     else:
-        outputs = layers.Dense(num_classes, activation="softmax", name="output", dtype="float32")(x)
+        x = layers.Dense(num_classes, name="output")(x)
+        outputs = layers.Activation(classifier_activation or "linear", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"lenet5_{variant}")
 
 

@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from helpers.layers import BatchNormalization, ZeroPadShortcut
+from helpers.models._parts import check_top_options, check_width, features, pooled_top, scaled
 from helpers.models._registry import check_input_size, register
 
 EXPANSION = {"basic": 1, "bottleneck": 4}  # output channels of a block = expansion × its width
@@ -94,13 +95,18 @@ def _check_choice(what, value, allowed):
 
 
 def build_resnet(*, input_shape, num_classes, family, block, blocks, plain, shortcut=None, width=1.0,
-                 stride_on=None, zero_init_last_bn=False):
+                 stride_on=None, zero_init_last_bn=False, cifar=False, include_top=True, pooling=None,
+                 classifier_activation="softmax"):
     """A ResNet (or its plain twin) of ``family`` "imagenet"/"cifar" with ``blocks`` blocks per stage.
 
     Options: ``shortcut`` "A"/"B"/"C" (default: B for ImageNet nets, A for CIFAR nets, as in the paper);
     ``width`` scales every channel count (e.g. 0.5 for a CPU run); ``stride_on`` "1x1" (default, the
     paper's) or "3x3" (torchvision v1.5) for bottleneck nets; ``zero_init_last_bn`` starts each block's last
-    BN at γ = 0, so every residual block begins as the identity (Goyal et al. 2017).
+    BN at γ = 0, so every residual block begins as the identity (Goyal et al. 2017). ``cifar=True`` adapts an
+    ImageNet net (ResNet-18 …) to 32×32 images as the standard CIFAR ports do (kuangliu/pytorch-cifar): the
+    stem's 7×7/2 convolution and 3×3/2 max-pool (which shrink a 224-pixel image 4×) become one 3×3 stride-1
+    convolution, so the four stages see 32, 16, 8 and 4 pixels. ``include_top``/``pooling``/
+    ``classifier_activation``: as keras.applications' (see ``helpers.models._parts``).
     """
     _check_choice("family", family, STAGE_WIDTHS)
     _check_choice("block", block, EXPANSION)
@@ -115,20 +121,24 @@ def build_resnet(*, input_shape, num_classes, family, block, blocks, plain, shor
         raise ValueError(f"{name} has basic blocks; stride_on only applies to bottleneck nets (ResNet-50 and up).")
     stride_on = stride_on or "1x1"
     _check_choice("stride_on", stride_on, ("1x1", "3x3"))
-    if not width > 0:
-        raise ValueError(f"width must be positive, not {width!r}.")
+    if cifar and family == "cifar":
+        raise ValueError(f"{name} is already a CIFAR net (3×3 stem, 16/32/64 channels): cifar=True applies to "
+                         "the ImageNet nets (resnet18 …).")
+    check_width(width)
+    check_top_options(include_top, pooling, classifier_activation)
     # Every stride 2 halves the maps ("same" padding rounds up); below the total stride the last stage
     # would see only padding.
-    total_stride = (4 if family == "imagenet" else 1) * 2 ** (len(blocks) - 1)
+    imagenet_stem = family == "imagenet" and not cifar
+    total_stride = (4 if imagenet_stem else 1) * 2 ** (len(blocks) - 1)
     check_input_size(name, input_shape, min_size=total_stride)
 
-    scale = lambda channels: max(1, round(channels * width))  # noqa: E731
+    scale = lambda channels: scaled(channels, width)  # noqa: E731
     inputs = keras.Input(input_shape, name="image")
-    if family == "imagenet":
+    if imagenet_stem:
         x = _conv_bn(inputs, scale(64), 7, 2, "stem")
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     else:
-        x = _conv_bn(inputs, scale(16), 3, 1, "stem")
+        x = _conv_bn(inputs, scale(STAGE_WIDTHS[family][0]), 3, 1, "stem")
 
     for stage, (stage_width, count) in enumerate(zip(STAGE_WIDTHS[family], blocks), start=1):
         for index in range(1, count + 1):
@@ -140,9 +150,11 @@ def build_resnet(*, input_shape, num_classes, family, block, blocks, plain, shor
             else:
                 x = bottleneck_block(x, scale(stage_width), stride, stride_on=stride_on, **common)
 
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=name)
+    if include_top:
+        x = pooled_top(x, num_classes, classifier_activation=classifier_activation)
+    else:
+        x = features(x, pooling)
+    return keras.Model(inputs, x, name=name)
 
 
 for _name, (_family, _block, _blocks) in CONFIGS.items():

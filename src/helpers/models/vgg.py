@@ -12,7 +12,8 @@ from keras import layers
 
 from helpers.layers import BatchNormalization, LocalResponseNormalization
 from helpers.models._registry import check_input_size, register
-from helpers.models.alexnet import check_size_options, classifier, subtract_mean
+from helpers.models._parts import check_size_options, check_top_options, classify, fc_top, features, scaled, \
+    subtract_mean
 
 PAPER_INPUT = (224, 224, 3)
 # One entry per block: the kernel size of each convolution in it. Widths are the same for every config.
@@ -36,24 +37,29 @@ MIN_INPUT = 2 ** len(BLOCK_WIDTHS)  # five 2×2 poolings
 @register("vgg16", config="D")
 @register("vgg19", config="E")
 def build_vgg(*, input_shape=PAPER_INPUT, num_classes=1000, config="D", width=1.0, fc_units=4096, dropout=0.5,
-              batch_norm=False, mean=None):
+              batch_norm=False, cifar=False, mean=None, include_top=True, pooling=None, classifier_activation="softmax"):
     """VGG configuration ``config``; ``width``/``fc_units``/``batch_norm`` for a CPU (paper: 1.0, 4096, False).
 
     ``batch_norm=True`` inserts BatchNormalization between each conv and its ReLU (as torchvision's
-    ``vgg16_bn``); it did not exist in 2014 but lets small-data runs train without the paper's staged
-    initialisation from configuration A. ``mean``: the training set's mean RGB value, subtracted from the
-    input first — the paper's only preprocessing. None leaves the input as it is.
+    ``vgg16_bn``, but without the conv biases that BN's shift makes redundant); it did not exist in 2014 but
+    lets small-data runs train without the paper's staged initialisation from configuration A. ``cifar=True``
+    is the 32×32 adaptation of the standard CIFAR ports (kuangliu/pytorch-cifar): the same convolutions, and
+    after the fifth pooling (1×1×512 maps) a single fully connected layer, the classifier, instead of fc6–fc8.
+    ``mean``: the training set's mean RGB value, subtracted from the input first — the paper's only
+    preprocessing. None leaves the input as it is. ``include_top``/``pooling``/``classifier_activation``: as
+    keras.applications' (see ``helpers.models._parts``).
     """
     name = NAMES[config]
     check_input_size(name, input_shape, min_size=MIN_INPUT)
     check_size_options(width, fc_units, dropout)
+    check_top_options(include_top, pooling, classifier_activation)
 
     inputs = keras.Input(input_shape, name="image")
     x = inputs if mean is None else subtract_mean(inputs, mean, input_shape[-1])
     for block, (filters, kernels) in enumerate(zip(BLOCK_WIDTHS, CONFIGS[config]), start=1):
         for i, kernel in enumerate(kernels, start=1):
             conv_name = f"block{block}_conv{i}"
-            conv = layers.Conv2D(max(1, round(filters * width)), kernel, padding="same", name=conv_name,
+            conv = layers.Conv2D(scaled(filters, width), kernel, padding="same", name=conv_name,
                                  activation=None if batch_norm else "relu", use_bias=not batch_norm)
             x = conv(x)
             if batch_norm:
@@ -63,5 +69,10 @@ def build_vgg(*, input_shape=PAPER_INPUT, num_classes=1000, config="D", width=1.
             if config == "A-LRN" and block == 1 and i == 1:
                 x = LocalResponseNormalization(name="block1_lrn")(x)  # AlexNet's constants, as the paper says
         x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
-    outputs = classifier(x, num_classes, fc_units, dropout)
-    return keras.Model(inputs, outputs, name=name)
+    if not include_top:
+        x = features(x, pooling)
+    elif cifar:
+        x = classify(layers.Flatten(name="flatten")(x), num_classes, classifier_activation)
+    else:
+        x = fc_top(x, num_classes, fc_units=fc_units, dropout=dropout, classifier_activation=classifier_activation)
+    return keras.Model(inputs, x, name=name)
