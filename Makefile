@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test student lab clean
+.PHONY: setup run test test-colab student lab clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,17 @@ run: setup
 	$(PY) -m helpers.run_notebooks $(if $(FULL),--full) $(NOTEBOOKS)
 
 test: setup
-	CNN_QUICK=1 CNN_NONINTERACTIVE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
+	CNN_QUICK=1 CNN_NONINTERACTIVE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)
+
+# Colab's stack (requirements-colab.txt) in a second environment, built with COLAB_PYTHON (a Python 3.13).
+COLAB_PYTHON ?= python3.13
+COLAB_VENV ?= .venv-colab
+test-colab:
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet -r requirements.txt -c requirements-colab.txt -e .
+	$(COLAB_VENV)/bin/python -c "import sys, tensorflow as tf, keras; print('Colab stack: Python', sys.version.split()[0], '/ TensorFlow', tf.__version__, '/ Keras', keras.__version__)"
+	CNN_QUICK=1 CNN_NONINTERACTIVE=1 MPLBACKEND=Agg $(COLAB_VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 # Student versions of the notebooks (solutions stubbed, hidden tests removed) in build/student/.
 student: setup
@@ -28,7 +38,7 @@ student: setup
 
 lab: setup
 	$(PY) -m pip install --quiet "jupyterlab>=4"
-	$(PY) -m jupyter lab notebooks
+	$(PY) -m jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)  # root: as in many containers
 
 clean:
 	rm -rf build .pytest_cache

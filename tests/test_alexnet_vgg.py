@@ -196,6 +196,17 @@ def test_alexnet_augmentation_crops_and_evaluation_centre_crops():
     assert alexnet.center_crop(crop)(batch).shape == (2, crop, crop, 3)
 
 
+def test_alexnet_crops_and_flips_are_drawn_per_image():
+    # 32 copies of one image in one batch: Keras's RandomCrop would cut all of them at one offset.
+    image = np.random.default_rng(5).uniform(size=(1, 40, 40, 3)).astype(np.float32)
+    out = alexnet.augmentation(32)(np.repeat(image, 32, axis=0), training=True).numpy()
+    distinct = {out[i].tobytes() for i in range(32)}
+    assert len(distinct) > 16  # 9 × 9 offsets × 2 flips: nearly every copy differs
+    windows = {image[0, t:t + 32, l:l + 32].tobytes() for t in range(9) for l in range(9)}
+    windows |= {image[0, t:t + 32, l:l + 32][:, ::-1].tobytes() for t in range(9) for l in range(9)}
+    assert distinct <= windows  # each one a true crop (or its mirror) of the image
+
+
 def test_gradcam_highlights_where_each_class_evidence_is():
     # Hand-set network: channel 0 holds a left-half pattern, channel 1 a right-half one; class 1's score sums
     # channel 0, class 0's sums channel 1. Grad-CAM must point left for class 1 and right for class 0.

@@ -25,6 +25,16 @@ def test_bad_requests_fail_early_with_clear_messages():
         models.build("small_cnn", input_shape=(8, 8, 1), num_classes=10)
 
 
+@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+def test_small_cnn_minimum_size_is_exact(stages):
+    filters = (4,) * stages
+    smallest = models.small_cnn.min_input_size(stages)
+    model = models.build("small_cnn", input_shape=(smallest, smallest, 1), num_classes=3, filters=filters)
+    assert model.get_layer(f"pool{stages}").output.shape[1] == 1  # builds, down to a 1×1 map
+    with pytest.raises(ValueError, match=f"at least {smallest}×{smallest}"):  # one pixel less fails in words
+        models.build("small_cnn", input_shape=(smallest - 1, smallest - 1, 1), num_classes=3, filters=filters)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # keras.applications' top options, for every builder
 

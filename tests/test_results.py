@@ -6,7 +6,8 @@ from helpers import results
 
 
 def test_record_and_load_round_trip():
-    results.record("99_probe", headline="acc", acc=0.75, epochs=3)
+    shown = repr(results.record("99_probe", headline="acc", acc=0.75, epochs=3))
+    assert shown.startswith("Recorded 99_probe: acc = 0.7500, with 1 more figures")  # a sentence, not a dict
     loaded = results.load("99_probe")
     assert loaded["headline"] == "acc" and loaded["metrics"] == {"acc": 0.75, "epochs": 3}
     assert results.load("98_never_ran") is None

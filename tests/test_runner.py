@@ -53,3 +53,13 @@ def test_full_mode_and_prefix_selection(course, tmp_path):
 def test_unknown_selection_is_refused(course):
     with pytest.raises(SystemExit, match="matches 0 notebooks"):
         run_notebooks.find_notebooks(course, ["99"])
+
+
+def test_a_hung_cell_fails_its_notebook_instead_of_hanging(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "12_hangs.ipynb", ["QUICK = False", "import time\ntime.sleep(600)", "z = 3"])
+    out = tmp_path / "out"
+    assert run_notebooks.main(["12", "--cell-timeout", "3", "--notebooks-dir", str(folder), "--out", str(out)]) == 1
+    row = json.loads((out / "summary.json").read_text())[0]
+    assert row["status"] == "FAILED" and "Timeout" in row["error"] and row["seconds"] < 120

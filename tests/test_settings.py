@@ -118,3 +118,10 @@ def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
     assert settings.data_dir() == tmp_path
     monkeypatch.delenv("CNN_DATA_DIR")
     assert settings.data_dir() == settings.repo_root() / "data"
+
+
+@pytest.mark.parametrize("size, value", [("epochs", -1), ("epochs", 0), ("batch_size", 0), ("epochs", 2.5),
+                                         ("train_samples", 0), ("width", 0), ("width", -0.5), ("minutes", 0)])
+def test_impossible_sizes_fail_at_once(size, value):
+    with pytest.raises(ValueError, match=size.upper()):
+        settings.run_config("comparison", quick=False, **{size: value})

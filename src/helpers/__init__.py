@@ -1,7 +1,15 @@
 """Shared code for the classic CNN course: settings, data, models, training, plots and the notebook runner.
 
 Submodules are imported on use (``import helpers.data``), so ``import helpers`` stays fast and does not
-load TensorFlow.
+load TensorFlow — except in a notebook kernel, where it loads TensorFlow without its C++ start-up log
+(``helpers.tensorflow_logs``; set ``CNN_TF_LOGS=1`` to see the log).
 """
 
+import sys
+
 __version__ = "0.1.0"
+
+if "ipykernel" in sys.modules:  # a notebook: every one of them imports TensorFlow next
+    from helpers.tensorflow_logs import import_quietly
+
+    import_quietly()

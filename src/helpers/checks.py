@@ -13,6 +13,30 @@ class CheckFailed(AssertionError):
     """The exercise is not finished or gives a wrong answer; the message says what is wrong."""
 
 
+def _show_message_only(shell, etype, value, tb, tb_offset=None):
+    """How a notebook shows a failed check: its message, without the traceback through this module.
+
+    The cell still ends in an error (the rest of "Run All" stops, and grading sees the failure); only what the
+    learner reads changes: one red line saying what to fix, not 25 lines of frames with this file's source.
+    """
+    lines = [f"\x1b[1;31mCheck failed:\x1b[0m {value}"]
+    shell._showtraceback(etype, value, lines)  # the notebook's error output, with these lines as its traceback
+    return lines
+
+
+def _register_with_ipython() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: an ordinary exception with its traceback
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((CheckFailed,), _show_message_only)
+
+
+_register_with_ipython()
+
+
 def _call(fn, *args, **kwargs):
     name = getattr(fn, "__name__", "your function")
     try:

@@ -99,6 +99,35 @@ class PCAColorJitter(keras.layers.Layer):
                 "eigenvectors": None if self.eigenvectors is None else self.eigenvectors.tolist()}
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class RandomCropFlip(keras.layers.Layer):
+    """AlexNet's augmentation (§4.1) for a batch: a random ``height`` × ``width`` patch of each image, and a
+    horizontal flip of half of them, each image drawing its own (``helpers.data.augment.crop_flip``).
+
+    Keras's ``RandomCrop`` draws one offset per call, so mapped over batches every image of a batch would share
+    one crop. Outside training it returns the central patch (the paper's single-crop test).
+    """
+
+    def __init__(self, height, width, flip=True, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width, self.flip = int(height), int(width), bool(flip)
+
+    def call(self, inputs, training=False):
+        from helpers.data.augment import crop_flip
+
+        if training:
+            return crop_flip(inputs, (self.height, self.width), flip=self.flip)
+        top = (tf.shape(inputs)[1] - self.height) // 2
+        left = (tf.shape(inputs)[2] - self.width) // 2
+        return inputs[:, top:top + self.height, left:left + self.width, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "flip": self.flip}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # LeNet-5 (LeCun, Bottou, Bengio, Haffner 1998): squashing function, trainable subsampling, the sparse C3
 # convolution, the Euclidean RBF output with its fixed digit bitmaps, and the loss and accuracy that go with it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -11,7 +12,21 @@ import time
 from helpers import settings
 
 
-def record(notebook: str, headline: str, **metrics) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What ``record`` saved; a notebook's last cell shows it as one sentence, not as a raw dictionary."""
+
+    entry: dict
+    path: str
+
+    def __repr__(self) -> str:
+        value = self.entry["metrics"][self.entry["headline"]]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        return (f"Recorded {self.entry['notebook']}: {self.entry['headline']} = {shown}, with "
+                f"{len(self.entry['metrics']) - 1} more figures, in the results folder for notebook 06 and the runner")
+
+
+def record(notebook: str, headline: str, **metrics) -> Recorded:
     """Save ``metrics`` for ``notebook``; ``headline`` names the one the runner's summary shows."""
     if headline not in metrics:
         raise KeyError(f"headline {headline!r} is not among the metrics {sorted(metrics)}.")
@@ -25,7 +40,7 @@ def record(notebook: str, headline: str, **metrics) -> dict:
     with os.fdopen(fd, "w") as f:
         json.dump(entry, f, indent=2, default=float)
     os.replace(tmp, folder / f"{notebook}.json")
-    return entry
+    return Recorded(entry, str(folder / f"{notebook}.json"))
 
 
 def load(notebook: str) -> dict | None:

@@ -38,7 +38,11 @@ def find_notebooks(folder: Path, selection: list[str]) -> list[Path]:
     return chosen
 
 
-def run_one(notebook: Path, output: Path, quick: bool) -> dict:
+QUICK_CELL_TIMEOUT = 600  # seconds; a QUICK cell takes well under a minute, so only a hung kernel reaches it
+
+
+def run_one(notebook: Path, output: Path, quick: bool, cell_timeout: int | None = None) -> dict:
+    """Execute one notebook; a cell running past ``cell_timeout`` seconds fails it (None: no limit)."""
     import papermill
 
     name = notebook.stem
@@ -49,7 +53,7 @@ def run_one(notebook: Path, output: Path, quick: bool) -> dict:
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters={"QUICK": quick}, cwd=str(notebook.parent),
-            progress_bar=False, log_output=False,
+            progress_bar=False, log_output=False, execution_timeout=cell_timeout,
         )
     except papermill.PapermillExecutionError as e:
         row["status"] = "FAILED"
@@ -86,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="full-length runs instead of QUICK")
     parser.add_argument("--notebooks-dir", type=Path, default=root / "notebooks")
     parser.add_argument("--out", type=Path, default=root / "build" / "notebooks")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help=f"seconds a cell may run (default: {QUICK_CELL_TIMEOUT} in QUICK mode, none in full mode)")
     args = parser.parse_args(argv)
 
     notebooks = find_notebooks(args.notebooks_dir, args.notebooks)
@@ -102,7 +108,8 @@ def main(argv=None) -> int:
     rows = []
     for nb in notebooks:
         print(f"- {nb.stem} ...", flush=True)
-        rows.append(run_one(nb, args.out / nb.name, quick))
+        timeout = args.cell_timeout or (QUICK_CELL_TIMEOUT if quick else None)
+        rows.append(run_one(nb, args.out / nb.name, quick, cell_timeout=timeout))
         print(f"  {rows[-1]['status']} in {rows[-1]['seconds']} s", flush=True)
     print_table(rows)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))

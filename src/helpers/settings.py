@@ -125,7 +125,26 @@ def run_config(
             raise TypeError(f"run_config() got an unknown size {name!r}; sizes are {sorted(sizes)}.")
         if value is not None:
             sizes[key] = value
+    _check_sizes(profile, sizes)
     return RunConfig(profile=profile, quick=quick, seed=int(seed), **sizes)
+
+
+def _check_sizes(profile: str, sizes: dict) -> None:
+    """Fail at once, in words, on a size no run can have (e.g. papermill's ``-p EPOCHS -1``), before any data loads."""
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for key in ("epochs", "batch_size", "image_size"):
+        if not (whole(sizes[key]) and sizes[key] >= 1):
+            raise ValueError(f"{key.upper()} must be a whole number of at least 1, not {sizes[key]!r} ({profile}).")
+    for key in ("train_samples", "val_samples", "test_samples"):
+        if sizes.get(key) is not None and not (whole(sizes[key]) and sizes[key] >= 1):
+            raise ValueError(f"{key.upper()} must be None (all) or a whole number of at least 1, not "
+                             f"{sizes[key]!r} ({profile}).")
+    for key in ("width", "minutes"):
+        value = sizes.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(f"{key.upper()} must be a positive number, not {value!r} ({profile}).")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

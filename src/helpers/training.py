@@ -35,6 +35,7 @@ A notebook trains in three steps::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -118,8 +119,10 @@ def strategy(kind: str = "auto") -> tf.distribute.Strategy:
 # Mixed precision
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
-# CPU feature flags (Linux /proc/cpuinfo) that mean native bfloat16 arithmetic: x86 AVX512_BF16 / AMX, Arm BF16.
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+# CPU feature flags (Linux /proc/cpuinfo) with which bfloat16 pays: x86 AMX tiles (oneDNN runs convolutions and
+# matmuls on them). Not AVX512_BF16 alone: benchmarks/mixed_precision.py measured it 0.97× (slower) on such a CPU.
+# Arm's BF16 is unmeasured here, so it keeps float32 too.
+BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 
 
 def cpu_flags() -> frozenset[str]:
@@ -147,8 +150,8 @@ def accelerator() -> str:
 def choose_policy(device: str, flags: frozenset[str] = frozenset()) -> str:
     """The mixed-precision policy worth using on ``device`` ("tpu", "gpu" or "cpu" with ``flags``).
 
-    GPUs have fast float16 (with loss scaling, which Keras adds); TPUs and CPUs with bfloat16 instructions
-    have fast bfloat16; any other CPU is fastest in plain float32.
+    GPUs have fast float16 (with loss scaling, which Keras adds); TPUs and CPUs with AMX have fast bfloat16;
+    any other CPU is fastest in plain float32, AVX512-BF16 ones included (measured: 0.97×, see BF16_CPU_FLAGS).
     """
     if device == "gpu":
         return "mixed_float16"
@@ -196,15 +199,18 @@ def check_float32_outputs(model) -> None:
 
 
 class Timing(keras.callbacks.Callback):
-    """Records ``epoch_seconds`` (all of it) and training ``images_per_second`` in ``history.history``.
+    """Times each epoch: ``epoch_seconds`` (all of it) and training ``images_per_second``, per epoch in ``rows``.
 
     Images per second count the training batches only, from the end of the epoch's first batch (which, in the
     first epoch, also traces the graph) to the end of its last: validation and checkpointing are left out.
+    The figures stay out of Keras's progress line (where they would wrap it); ``fit`` adds them to the history
+    and the CSV log afterwards and prints them once.
     """
 
     def __init__(self, batch_size: int | None = None):
         super().__init__()
         self.batch_size = batch_size
+        self.rows: dict[int, dict[str, float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._steps, self._first_end, self._last_end = time.perf_counter(), 0, None, None
@@ -216,11 +222,23 @@ class Timing(keras.callbacks.Callback):
             self._first_end = self._last_end
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs["epoch_seconds"] = time.perf_counter() - self._start
+        row = self.rows[epoch] = {"epoch_seconds": time.perf_counter() - self._start}
         if self.batch_size and self._steps > 1:
-            logs["images_per_second"] = (self._steps - 1) * self.batch_size / (self._last_end - self._first_end)
+            row["images_per_second"] = (self._steps - 1) * self.batch_size / (self._last_end - self._first_end)
+
+    def add_to(self, history, log_path: Path, verbose) -> None:
+        """Put the timings into ``history.history`` and the CSV log's rows of these epochs; say them once."""
+        for key in ("epoch_seconds", "images_per_second"):
+            if any(key in row for row in self.rows.values()):
+                history.history[key] = [self.rows.get(e, {}).get(key, float("nan")) for e in history.epoch]
+        rows = _read_log(log_path)
+        for row in rows:
+            row.update({key: f"{value:.4f}" for key, value in self.rows.get(int(row["epoch"]), {}).items()})
+        _write_log(log_path, rows)
+        speeds = sorted(row["images_per_second"] for row in self.rows.values() if "images_per_second" in row)
+        if verbose and self.rows:
+            speed = f"; training {speeds[len(speeds) // 2]:,.0f} images/s (median epoch)" if speeds else ""
+            print(f"{len(self.rows)} epoch(s) in {sum(r['epoch_seconds'] for r in self.rows.values()):.1f} s{speed}")
 
 
 def cosine_decay(learning_rate: float, *, epochs: int, train_count: int, batch_size: int):
@@ -270,12 +288,25 @@ def run_dir(run: str) -> Path:
     return settings.runs_dir() / run
 
 
-def _fingerprint(model) -> str:
-    """What a backup must match to be loaded: layer types and weight shapes (names vary between sessions)."""
+def _fingerprint(model, batch_size=None, config=None) -> dict:
+    """What a backup must match to be resumed: the network (layer types and weight shapes; names vary between
+    sessions), its input size, the optimizer with its learning-rate schedule, the loss, the batch size and the
+    run's configuration (e.g. the notebook's ``RunConfig``). Each part is kept readable, to say what differs."""
     layout = [[type(layer).__name__, [[list(w.shape), str(w.dtype)] for w in layer.weights]]
               for layer in model.layers]
-    layout.append(type(model.optimizer).__name__ if model.optimizer is not None else None)
-    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+    optimizer = None
+    if model.optimizer is not None:  # its config holds the schedule (and so the epochs and steps it spans)
+        optimizer = {"class": type(model.optimizer).__name__,
+                     **{k: v for k, v in model.optimizer.get_config().items() if k != "name"}}
+    loss = getattr(model, "loss", None)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    parts = {"network": hashlib.sha256(json.dumps(layout).encode()).hexdigest(),
+             "input size": model.input_shape, "optimizer and schedule": optimizer,
+             "loss": loss if isinstance(loss, (str, type(None))) else
+             [type(loss).__name__, loss.get_config() if hasattr(loss, "get_config") else None],
+             "batch size": batch_size, "run configuration": config}
+    return json.loads(json.dumps(parts, sort_keys=True, default=str))  # the form it has once read back
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -289,20 +320,33 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     if not rows:
         path.unlink(missing_ok=True)
         return
+    fields = list(dict.fromkeys(key for row in rows for key in row))  # every column, in order of appearance
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _prepare_run(folder: Path, model, resume: bool, epochs: int) -> int:
+def _differences(stamp: Path, fingerprint: dict) -> list[str]:
+    """The parts of ``fingerprint`` that the backup's stamp does not match (all of them if it cannot be read)."""
+    try:
+        saved = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
+    return [part for part, value in fingerprint.items() if saved.get(part, object()) != value]
+
+
+def _prepare_run(folder: Path, model, resume: bool, epochs: int, batch_size=None, config=None) -> int:
     """Keep a matching backup and the log rows before it, or clear the folder; returns the epoch to start at."""
     backup, log = folder / "backup", folder / "log.csv"
-    fingerprint = _fingerprint(model)
+    fingerprint = _fingerprint(model, batch_size, config)
     start = 0
     if backup.is_dir():
         stamp, meta = backup / "model.fingerprint", backup / "training_metadata.json"
-        matches = stamp.is_file() and stamp.read_text() == fingerprint
+        differences = _differences(stamp, fingerprint)
+        matches = not differences
         saved = int(json.loads(meta.read_text())["epoch"]) if meta.is_file() else 0
         if resume and matches and 0 < saved < epochs:
             start = saved
@@ -310,7 +354,8 @@ def _prepare_run(folder: Path, model, resume: bool, epochs: int) -> int:
             if resume and matches and saved >= epochs:
                 print(f"The backup in {backup} is already at epoch {saved}, past this run's {epochs}; starting afresh.")
             if resume and not matches:
-                print(f"The backup in {backup} belongs to a different model; starting afresh.")
+                print(f"The backup in {backup} belongs to a different run (it differs in: "
+                      f"{', '.join(differences)}); starting afresh.")
             shutil.rmtree(backup)
     if start == 0:  # a fresh run: last run's best model and log would be mistaken for this one's
         (folder / "best.keras").unlink(missing_ok=True)
@@ -319,7 +364,7 @@ def _prepare_run(folder: Path, model, resume: bool, epochs: int) -> int:
     else:  # drop rows of the epoch that was cut short, so each epoch is logged once
         _write_log(log, [row for row in _read_log(log) if int(row["epoch"]) < start])
     backup.mkdir(parents=True, exist_ok=True)
-    (backup / "model.fingerprint").write_text(fingerprint)
+    (backup / "model.fingerprint").write_text(json.dumps(fingerprint, sort_keys=True))
     return start
 
 
@@ -378,7 +423,7 @@ def build_training_state(model, train) -> None:
 
 def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = None, callbacks=(),
         verbose=None, run: str | None = None, monitor: str | None = None, resume: bool = True,
-        tensorboard: bool = False, steps_per_epoch: int | None = None):
+        tensorboard: bool = False, steps_per_epoch: int | None = None, config=None):
     """``model.fit`` with resumable backups, a best-model checkpoint, a CSV log and timing.
 
     ``train`` is a batched ``tf.data.Dataset`` or an ``(x, y)`` pair of arrays, ``validation`` likewise;
@@ -388,6 +433,8 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
     (default ``val_loss`` with validation data, else ``loss``; see ``monitor_mode`` for its direction).
     ``resume=False`` discards a backup left by an interrupted run instead of continuing it.
     ``steps_per_epoch``: for a repeating dataset (``train.repeat()``), how many batches make an epoch.
+    ``config``: the run's configuration (the notebook's ``RunConfig``, or a dict): a backup is resumed only by
+    a run with the same configuration, network, input size, optimizer and schedule, loss and batch size.
     Returns Keras's History covering the whole run (epochs from before an interruption are read back from
     the CSV log), with ``wall_seconds`` (this call), ``initial_epoch`` (0, or where it resumed), ``run_dir``,
     ``best_model_path`` and ``log_path`` added.
@@ -410,7 +457,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
         verbose = default_verbose()
 
     folder = run_dir(run or model.name)
-    initial_epoch = _prepare_run(folder, model, resume, epochs)
+    initial_epoch = _prepare_run(folder, model, resume, epochs, batch_size, config)
     log_path, best_path = folder / "log.csv", folder / "best.keras"
     earlier = _read_log(log_path)
     if initial_epoch:
@@ -418,7 +465,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
               f"(backup in {folder / 'backup'}).")
     run_callbacks = [
         keras.callbacks.BackupAndRestore(str(folder / "backup")),  # deletes its folder once fit completes
-        Timing(batch_size),  # before the loggers, so they record its numbers
+        Timing(batch_size),  # its figures join the history and the CSV log after fit
         keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=monitor_mode(monitor),
                                         save_best_only=True,  # carrying the best value over a resumption:
                                         initial_value_threshold=_best_so_far(earlier, monitor)),
@@ -446,6 +493,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
     finally:
         model._initial_epoch = None  # Keras leaves BackupAndRestore's start epoch set for the next fit call
     history.wall_seconds = time.perf_counter() - start
+    run_callbacks[1].add_to(history, log_path, verbose)
     if earlier:  # put the epochs trained before the interruption back in front of this call's
         for key, values in history.history.items():
             before = [float(row[key]) if row.get(key) else float("nan") for row in earlier]

@@ -10,7 +10,7 @@ variant with 62,378,344.
 import keras
 from keras import layers
 
-from helpers.layers import BatchNormalization, LocalResponseNormalization, PCAColorJitter
+from helpers.layers import BatchNormalization, LocalResponseNormalization, PCAColorJitter, RandomCropFlip
 from helpers.models._parts import check_size_options, check_top_options, fc_top, features, scaled, subtract_mean
 from helpers.models._registry import check_input_size, register
 
@@ -82,12 +82,11 @@ def load_size(crop_size: int) -> int:
 def augmentation(crop_size: int, color_jitter: PCAColorJitter | None = None, seed: int | None = None):
     """The paper's training augmentation (§4.1) as Keras preprocessing layers, for batches of images.
 
-    Random ``crop_size`` crops (of images loaded at ``load_size(crop_size)``), horizontal flips and, if given,
-    the adapted PCA colour jitter. Keras's RandomCrop draws one offset per batch, not per image; batches are
-    reshuffled every epoch, so each image still sees many different crops over training.
+    Random ``crop_size`` crops (of images loaded at ``load_size(crop_size)``) and horizontal flips, each image
+    drawing its own (``helpers.layers.RandomCropFlip``), and, if given, the adapted PCA colour jitter, also
+    drawn per image. ``seed`` is accepted for compatibility; the draws come from TensorFlow's global seed.
     """
-    steps = [layers.RandomCrop(crop_size, crop_size, seed=seed, name="random_crop"),
-             layers.RandomFlip("horizontal", seed=seed, name="random_flip")]
+    steps = [RandomCropFlip(crop_size, crop_size, name="random_crop_flip")]
     if color_jitter is not None:
         steps.append(color_jitter)
     return keras.Sequential(steps, name="alexnet_augmentation")

@@ -1,0 +1,35 @@
+"""TensorFlow's start-up log, kept out of the notebooks.
+
+Importing TensorFlow writes a wall of C++ log lines to standard error (absl's "All log messages before
+absl::InitializeLog() …", oneDNN's notice, "Could not find cuda drivers …", the CPU-feature banner) and, on a
+machine without a GPU, an alarming "failed call to cuInit" error when the devices are first listed. None of
+them concerns a learner, and TF_CPP_MIN_LOG_LEVEL does not stop all of them, because C++ writes them straight to
+the process's standard error. ``import_quietly`` imports TensorFlow and lists its devices with that file
+descriptor pointed at /dev/null for that moment only: Python's warnings and errors (written to ``sys.stderr``,
+which a notebook kernel redirects) and everything after it are shown as usual. ``CNN_TF_LOGS=1`` keeps the log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SHOW_ENV = "CNN_TF_LOGS"
+
+
+def import_quietly() -> None:
+    """Import TensorFlow (and let it find its devices) without its C++ start-up log; a no-op once it is loaded."""
+    if "tensorflow" in sys.modules or os.environ.get(SHOW_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING lines after start-up, too
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # where "failed call to cuInit" is printed on a machine without a GPU
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
