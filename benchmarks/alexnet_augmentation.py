@@ -23,14 +23,14 @@ def main():
     import helpers.data
     import helpers.layers
     import helpers.measure
-    from helpers.models import alexnet
+    from helpers.data.augment import load_size
 
     crop = 96
     variants = {
         "per batch (Keras)": keras.Sequential([keras.layers.RandomCrop(crop, crop), keras.layers.RandomFlip("horizontal")]),
         "per image (course)": keras.Sequential([helpers.layers.RandomCropFlip(crop, crop)]),
     }
-    pipelines = {name: helpers.data.cats_and_dogs(image_size=alexnet.load_size(crop), batch_size=32,
+    pipelines = {name: helpers.data.cats_and_dogs(image_size=load_size(crop), batch_size=32,
                                                   train_samples=args.images, val_samples=32, augment=augment, seed=0)
                  for name, augment in variants.items()}
 
@@ -45,7 +45,7 @@ def main():
     times = helpers.measure.interleaved_seconds({name: epoch(d) for name, d in pipelines.items()},
                                                 repeats=args.repeats, warmup=1)
     count = pipelines["per image (course)"].train_count
-    print(f"Dogs vs. Cats, {count} images at {alexnet.load_size(crop)} px → {crop}-px crops, batch 32; "
+    print(f"Dogs vs. Cats, {count} images at {load_size(crop)} px → {crop}-px crops, batch 32; "
           f"{args.repeats} interleaved epochs per variant after one untimed epoch")
     for name, seconds in times.items():
         print(f"  {name:20s} median {count / statistics.median(seconds):8.0f} images/s")

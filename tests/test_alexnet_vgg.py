@@ -14,6 +14,7 @@ import helpers.analysis
 import helpers.gradcam
 import helpers.models
 from helpers.layers import LocalResponseNormalization, PCAColorJitter
+from helpers.data import augment
 from helpers.models import alexnet
 
 # (model name, build options, exact parameters, paper multiply-adds in G or None)
@@ -190,16 +191,16 @@ def test_pca_color_jitter_follows_the_training_set_statistics():
 
 def test_alexnet_augmentation_crops_and_evaluation_centre_crops():
     crop = 96
-    assert alexnet.load_size(224) == 256 and alexnet.load_size(crop) == 110
+    assert augment.load_size(224) == 256 and augment.load_size(crop) == 110
     batch = np.random.default_rng(4).uniform(size=(2, 110, 110, 3)).astype(np.float32)
-    assert alexnet.augmentation(crop)(batch, training=True).shape == (2, crop, crop, 3)
-    assert alexnet.center_crop(crop)(batch).shape == (2, crop, crop, 3)
+    assert augment.alexnet_augmentation(crop)(batch, training=True).shape == (2, crop, crop, 3)
+    assert augment.center_crop(crop)(batch).shape == (2, crop, crop, 3)
 
 
 def test_alexnet_crops_and_flips_are_drawn_per_image():
     # 32 copies of one image in one batch: Keras's RandomCrop would cut all of them at one offset.
     image = np.random.default_rng(5).uniform(size=(1, 40, 40, 3)).astype(np.float32)
-    out = alexnet.augmentation(32)(np.repeat(image, 32, axis=0), training=True).numpy()
+    out = augment.alexnet_augmentation(32)(np.repeat(image, 32, axis=0), training=True).numpy()
     distinct = {out[i].tobytes() for i in range(32)}
     assert len(distinct) > 16  # 9 × 9 offsets × 2 flips: nearly every copy differs
     windows = {image[0, t:t + 32, l:l + 32].tobytes() for t in range(9) for l in range(9)}

@@ -1,4 +1,5 @@
-"""Per-image random crops and flips, computed for a whole batch at once.
+"""The papers' training augmentation: per-image random crops and flips computed for a whole batch at once, and
+AlexNet's recipe built from them (also VGG's).
 
 Keras's ``RandomCrop`` draws one offset per call, so mapped over a batch every image gets the same crop. Here
 each image of the batch draws its own offset and its own flip, with two gathers over the batch (a flip is a
@@ -8,6 +9,9 @@ gather that reads the columns backwards): the augmentation the papers describe.
 from __future__ import annotations
 
 import tensorflow as tf
+
+# AlexNet (and VGG) crop 224-pixel patches from 256-pixel images; keep that ratio at any size.
+CROP_FRACTION = 224 / 256
 
 
 def crop_flip(images, size=None, *, pad: int = 0, flip: bool = True, seed=None):
@@ -58,3 +62,32 @@ def pad_crop_flip(images, *, pad: int = 4, flip: bool = True, seed=None):
     if images.shape.rank != 4:
         raise ValueError(f"pad_crop_flip needs a batch of shape (b, h, w, c), not {images.shape}.")
     return crop_flip(images, pad=pad, flip=flip, seed=seed)
+
+
+def load_size(crop_size: int) -> int:
+    """The image size to load so that a ``crop_size`` crop is 224/256 of it, as in AlexNet's paper."""
+    return round(crop_size / CROP_FRACTION)
+
+
+def alexnet_augmentation(crop_size: int, color_jitter=None):
+    """AlexNet's training augmentation (§4.1), which VGG kept, as Keras preprocessing layers for batches.
+
+    Random ``crop_size`` crops (of images loaded at ``load_size(crop_size)``) and horizontal flips, each image
+    drawing its own (``helpers.layers.RandomCropFlip``), and, if given, the adapted PCA colour jitter
+    (``helpers.layers.PCAColorJitter``, also drawn per image).
+    """
+    import keras
+
+    from helpers.layers import RandomCropFlip
+
+    steps = [RandomCropFlip(crop_size, crop_size, name="random_crop_flip")]
+    if color_jitter is not None:
+        steps.append(color_jitter)
+    return keras.Sequential(steps, name="alexnet_augmentation")
+
+
+def center_crop(crop_size: int):
+    """The evaluation counterpart of ``alexnet_augmentation``: the central patch (the paper's single-crop test)."""
+    import keras
+
+    return keras.layers.CenterCrop(crop_size, crop_size, name="center_crop")

@@ -1,4 +1,4 @@
-"""AlexNet (Krizhevsky, Sutskever & Hinton 2012) as in the paper, plus its training-time augmentation.
+"""AlexNet (Krizhevsky, Sutskever & Hinton 2012) as in the paper (its augmentation: ``helpers.data.augment``).
 
 Five convolutions and three fully connected layers. The paper split the network over two GPUs: conv2, conv4
 and conv5 only see the feature maps on their own GPU, which is a 2-group convolution
@@ -10,7 +10,7 @@ variant with 62,378,344.
 import keras
 from keras import layers
 
-from helpers.layers import BatchNormalization, LocalResponseNormalization, PCAColorJitter, RandomCropFlip
+from helpers.layers import BatchNormalization, LocalResponseNormalization
 from helpers.models._parts import check_size_options, check_top_options, fc_top, features, scaled, subtract_mean
 from helpers.models._registry import check_input_size, register
 
@@ -26,8 +26,6 @@ CONVOLUTIONS = [
 # conv1 11/4 then three 3/2 poolings: the smallest input that still leaves a 1×1 map after pool5.
 MIN_INPUT = 67
 CIFAR_MIN_INPUT = 15  # with a 3×3 stride-1 conv1 the three 3/2 poolings take 15 → 7 → 3 → 1
-# The paper crops 224-pixel patches from 256-pixel images; keep that ratio at any size.
-CROP_FRACTION = 224 / 256
 
 
 @register("alexnet")
@@ -72,26 +70,3 @@ def build_alexnet(*, input_shape=PAPER_INPUT, num_classes=1000, groups=2, width=
     else:
         x = features(x, pooling)
     return keras.Model(inputs, x, name="alexnet" if groups == 2 else "alexnet_one_tower")
-
-
-def load_size(crop_size: int) -> int:
-    """The image size to load so that a ``crop_size`` crop is 224/256 of it, as in the paper."""
-    return round(crop_size / CROP_FRACTION)
-
-
-def augmentation(crop_size: int, color_jitter: PCAColorJitter | None = None, seed: int | None = None):
-    """The paper's training augmentation (§4.1) as Keras preprocessing layers, for batches of images.
-
-    Random ``crop_size`` crops (of images loaded at ``load_size(crop_size)``) and horizontal flips, each image
-    drawing its own (``helpers.layers.RandomCropFlip``), and, if given, the adapted PCA colour jitter, also
-    drawn per image. ``seed`` is accepted for compatibility; the draws come from TensorFlow's global seed.
-    """
-    steps = [RandomCropFlip(crop_size, crop_size, name="random_crop_flip")]
-    if color_jitter is not None:
-        steps.append(color_jitter)
-    return keras.Sequential(steps, name="alexnet_augmentation")
-
-
-def center_crop(crop_size: int):
-    """The evaluation counterpart of ``augmentation``: the central ``crop_size`` patch (the paper's single-crop test)."""
-    return layers.CenterCrop(crop_size, crop_size, name="center_crop")
