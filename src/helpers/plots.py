@@ -74,8 +74,10 @@ def confusion_matrix(y_true, y_pred, class_names=None, normalize=None):
 
     n = len(class_names) if class_names is not None else None
     fig, ax = plt.subplots(figsize=(1.2 + 0.5 * (n or 10), 1 + 0.5 * (n or 10)))
+    longest = max((len(str(name)) for name in class_names), default=0) if class_names is not None else 0
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, display_labels=class_names, normalize=normalize,
-                                            ax=ax, colorbar=False, cmap="Blues")
+                                            ax=ax, colorbar=False, cmap="Blues",
+                                            xticks_rotation=45 if longest > 5 else "horizontal")  # names that fit
     fig.tight_layout()
     return fig
 
