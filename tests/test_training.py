@@ -392,3 +392,17 @@ def test_l2_weight_decay_adds_rate_times_w_to_each_kernel_gradient():
     assert model.losses == []
     with pytest.raises(ValueError, match="at least 0"):
         training.l2_weight_decay(model, -1)
+
+
+def test_fingerprint_ignores_the_names_keras_numbers_per_session():
+    # Under mixed_float16 Keras wraps the optimizer; the inner one's auto-name (sgd, sgd_1, …) must not count.
+    def compiled():
+        model = small_model()
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)),
+                      loss="sparse_categorical_crossentropy")
+        return model
+
+    first, second = compiled(), compiled()
+    assert first.optimizer.inner_optimizer.name != second.optimizer.inner_optimizer.name
+    assert training._fingerprint(first, 32) == training._fingerprint(second, 32)
+    assert training._fingerprint(first, 32) != training._fingerprint(first, 64)  # a different batch size does count

@@ -85,8 +85,9 @@ def train(contender: Contender, data, recipe: Recipe, *, batch_size: int, epochs
     timer = helpers.measure.StepTimer()
     if minutes is None:
         recipe.compile(model, epochs=epochs, train_count=data.train_count, batch_size=batch_size)
+        # No resuming here either: the step timer, and so the row's minutes and epochs, covers one call.
         history = helpers.training.fit(model, data.train, validation=data.val, epochs=epochs,
-                                       batch_size=batch_size, run=run, callbacks=[timer])
+                                       batch_size=batch_size, run=run, resume=False, callbacks=[timer])
     else:
         clock = ClockSchedule(recipe, 60 * minutes)
         recipe.compile(model, on_the_clock=True)
@@ -99,7 +100,7 @@ def train(contender: Contender, data, recipe: Recipe, *, batch_size: int, epochs
     test = helpers.evaluation.predict(model, data.test)
     table = helpers.analysis.layer_table(model)
     train_seconds = sum(timer.seconds[1:])  # training steps only; the first one also traced the graph
-    images = batch_size * (len(timer.seconds) - 1)
+    images = batch_size * len(timer.seconds)  # every step trained; a last partial batch counts as full
     return dict(
         label=contender.label, model=model, history=history, test=test, batch_norm=contender.batch_norm,
         params=int(sum(math.prod(w.shape) for w in model.trainable_weights)), macs=table.macs,

@@ -90,10 +90,10 @@ PROFILES: dict[str, dict] = {
         quick=dict(epochs=1, train_samples=1024, test_samples=1000),
     ),
     # Notebook 06's race on CIFAR-10: full = equal epochs for all eight networks (for a GPU); the CPU setting is
-    # minutes=4, val_samples=1000 (equal time). QUICK: one epoch of 1,024 images each, at a quarter of the widths.
+    # minutes=4, val_samples=1000 (equal time). QUICK: one epoch of 512 images each, at a quarter of the widths.
     "comparison": dict(
         full=dict(epochs=30, batch_size=128, image_size=32, train_samples=None, val_samples=None),
-        quick=dict(epochs=1, train_samples=1024, val_samples=128, test_samples=500, width=0.25),
+        quick=dict(epochs=1, train_samples=512, val_samples=128, test_samples=500, width=0.25),
     ),
 }
 

@@ -5,8 +5,9 @@ absl::InitializeLog() …", oneDNN's notice, "Could not find cuda drivers …", 
 machine without a GPU, an alarming "failed call to cuInit" error when the devices are first listed. None of
 them concerns a learner, and TF_CPP_MIN_LOG_LEVEL does not stop all of them, because C++ writes them straight to
 the process's standard error. ``import_quietly`` imports TensorFlow and lists its devices with that file
-descriptor pointed at /dev/null for that moment only: Python's warnings and errors (written to ``sys.stderr``,
-which a notebook kernel redirects) and everything after it are shown as usual. ``CNN_TF_LOGS=1`` keeps the log.
+descriptor pointed at /dev/null for that moment only, and sets TF_CPP_MIN_LOG_LEVEL=2 (unless set), so later C++
+INFO and WARNING lines are dropped too; C++ errors and all of Python's warnings and errors (written to
+``sys.stderr``, which a notebook kernel redirects) are shown as usual. ``CNN_TF_LOGS=1`` keeps the whole log.
 """
 
 from __future__ import annotations

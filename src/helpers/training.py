@@ -294,10 +294,14 @@ def _fingerprint(model, batch_size=None, config=None) -> dict:
     run's configuration (e.g. the notebook's ``RunConfig``). Each part is kept readable, to say what differs."""
     layout = [[type(layer).__name__, [[list(w.shape), str(w.dtype)] for w in layer.weights]]
               for layer in model.layers]
+    def without_names(config):  # Keras numbers optimizers per session (sgd, sgd_1, …), even nested ones
+        if isinstance(config, dict):
+            return {k: without_names(v) for k, v in config.items() if k != "name"}
+        return [without_names(v) for v in config] if isinstance(config, (list, tuple)) else config
+
     optimizer = None
     if model.optimizer is not None:  # its config holds the schedule (and so the epochs and steps it spans)
-        optimizer = {"class": type(model.optimizer).__name__,
-                     **{k: v for k, v in model.optimizer.get_config().items() if k != "name"}}
+        optimizer = {"class": type(model.optimizer).__name__, **without_names(model.optimizer.get_config())}
     loss = getattr(model, "loss", None)
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)

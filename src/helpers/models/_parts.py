@@ -2,10 +2,11 @@
 
 Every builder follows keras.applications' contract for its top: ``include_top=True`` ends in the network's own
 classifier; ``include_top=False`` ends at the last convolutional maps, optionally pooled (``pooling`` "avg" or
-"max" to one vector per image, None to keep the maps): a feature extractor. The classifier's last Dense layer
-is named ``logits`` and its activation (``classifier_activation``, softmax by default, None for raw scores) is
-a layer of its own named ``predictions``, computed in float32 so that it stays stable under mixed precision.
-Grad-CAM and anyone else who wants the scores before the softmax read ``model.get_layer("logits").output``.
+"max" to one vector per image, None to keep the maps): a feature extractor. The classifier's activation
+(``classifier_activation``, softmax by default, None for raw scores) is a layer of its own named ``predictions``,
+computed in float32 so that it stays stable under mixed precision; its input is the class scores (the Dense layer
+before it is ``logits``, LeNet-5's keeps the paper's name ``output``). Grad-CAM and anyone else who wants the
+scores before the softmax read ``model.get_layer("predictions").input``.
 """
 
 from __future__ import annotations

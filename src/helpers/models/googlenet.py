@@ -91,14 +91,19 @@ def inception_module(x, n1x1, n3x3, n5x5, *, n3x3_reduce=None, n5x5_reduce=None,
     return layers.Concatenate(name=f"{name}_output")([branch1, branch3, branch5, pool])
 
 
-def auxiliary_head(x, num_classes, *, conv_filters=128, dense_units=1024, dropout=0.7, name="aux", batch_norm=False):
-    """The paper's auxiliary classifier: avg-pool 5/3, 1×1 conv, FC + ReLU, dropout 0.7, linear + softmax."""
+def auxiliary_head(x, num_classes, *, conv_filters=128, dense_units=1024, dropout=0.7, name="aux", batch_norm=False,
+                   classifier_activation="softmax"):
+    """The paper's auxiliary classifier: avg-pool 5/3, 1×1 conv, FC + ReLU, dropout 0.7, linear + softmax.
+
+    Its last two layers are ``<name>_logits`` and the float32 activation ``<name>``, as the main head's.
+    """
     x = layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
     x = _conv(x, conv_filters, 1, f"{name}_conv", batch_norm=batch_norm)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name=f"{name}_fc")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)  # float32 under mixed precision
+    x = layers.Dense(num_classes, name=f"{name}_logits")(x)
+    return layers.Activation(classifier_activation or "linear", dtype="float32", name=name)(x)  # float32 under mixed precision
 
 
 @register("googlenet")
@@ -153,7 +158,8 @@ def build_googlenet(*, input_shape, num_classes, aux_heads=False, width=1.0, dro
         if aux_heads and row.name in AUX_AFTER:
             head = AUX_AFTER[row.name]
             aux_outputs[head] = auxiliary_head(x, num_classes, conv_filters=s(128), dense_units=s(1024),
-                                               dropout=aux_dropout, name=head, batch_norm=batch_norm)
+                                               dropout=aux_dropout, name=head, batch_norm=batch_norm,
+                                               classifier_activation=classifier_activation)
 
     if not include_top:
         return keras.Model(inputs, features(x, pooling), name="googlenet")

@@ -37,7 +37,7 @@ def build_lenet5(*, input_shape, num_classes, variant="paper", output=None, incl
     output = output or ("rbf" if variant == "paper" else "softmax")
     if output not in OUTPUTS:
         raise ValueError(f"lenet5 output must be one of {OUTPUTS}, not {output!r}.")
-    if output == "rbf" and num_classes != 10:
+    if output == "rbf" and num_classes != 10 and include_top:
         raise ValueError(f"the RBF output has one fixed prototype per digit, so num_classes must be 10, not "
                          f"{num_classes}; use output='softmax' for other class counts.")
     check_input_size("lenet5", input_shape, min_size=MIN_INPUT)

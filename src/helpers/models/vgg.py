@@ -44,7 +44,8 @@ def build_vgg(*, input_shape=PAPER_INPUT, num_classes=1000, config="D", width=1.
     ``vgg16_bn``, but without the conv biases that BN's shift makes redundant); it did not exist in 2014 but
     lets small-data runs train without the paper's staged initialisation from configuration A. ``cifar=True``
     is the 32×32 adaptation of the standard CIFAR ports (kuangliu/pytorch-cifar): the same convolutions, and
-    after the fifth pooling (1×1×512 maps) a single fully connected layer, the classifier, instead of fc6–fc8.
+    after the fifth pooling (1×1×512 maps) a single fully connected layer, the classifier, instead of fc6–fc8
+    (so ``fc_units`` and ``dropout`` do not apply).
     ``mean``: the training set's mean RGB value, subtracted from the input first — the paper's only
     preprocessing. None leaves the input as it is. ``include_top``/``pooling``/``classifier_activation``: as
     keras.applications' (see ``helpers.models._parts``).
