@@ -402,7 +402,6 @@ def test_fingerprint_ignores_the_names_keras_numbers_per_session():
                       loss="sparse_categorical_crossentropy")
         return model
 
-    first, second = compiled(), compiled()
-    assert first.optimizer.inner_optimizer.name != second.optimizer.inner_optimizer.name
+    first, second = compiled(), compiled()  # Keras 3.15 names the inner ones SGD and SGD_1 (3.13: SGD twice)
     assert training._fingerprint(first, 32) == training._fingerprint(second, 32)
     assert training._fingerprint(first, 32) != training._fingerprint(first, 64)  # a different batch size does count
