@@ -53,10 +53,10 @@ def subtract_mean(x, mean, channels: int):
     return layers.Normalization(mean=mean, variance=[1.0] * channels, name="subtract_mean")(x)
 
 
-def classify(x, num_classes: int, classifier_activation="softmax"):
-    """The last layer: Dense ``logits``, then its activation as the float32 layer ``predictions``."""
-    x = layers.Dense(num_classes, name="logits")(x)
-    return layers.Activation(classifier_activation or "linear", dtype="float32", name="predictions")(x)
+def classify(x, num_classes: int, classifier_activation="softmax", *, name="predictions", logits="logits"):
+    """The last layer: Dense ``logits``, then its activation as the float32 layer ``name``."""
+    x = layers.Dense(num_classes, name=logits)(x)
+    return layers.Activation(classifier_activation or "linear", dtype="float32", name=name)(x)
 
 
 def fc_top(x, num_classes: int, *, fc_units: int, dropout: float, classifier_activation="softmax", hidden=("fc6", "fc7")):

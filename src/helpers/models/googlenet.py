@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from helpers.layers import BatchNormalization, LocalResponseNormalization
-from helpers.models._parts import check_top_options, check_width, features, pooled_top, scaled
+from helpers.models._parts import check_top_options, check_width, classify, features, pooled_top, scaled
 from helpers.models._registry import check_input_size, register
 
 
@@ -102,8 +102,7 @@ def auxiliary_head(x, num_classes, *, conv_filters=128, dense_units=1024, dropou
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name=f"{name}_fc")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    x = layers.Dense(num_classes, name=f"{name}_logits")(x)
-    return layers.Activation(classifier_activation or "linear", dtype="float32", name=name)(x)  # float32 under mixed precision
+    return classify(x, num_classes, classifier_activation, name=name, logits=f"{name}_logits")
 
 
 @register("googlenet")

@@ -13,7 +13,7 @@ from keras import layers
 
 from helpers.layers import EuclideanRBF, PaperUniform, RBFAccuracy, RBFLoss, SparseConv2D, Subsampling, \
     c3_connections, scaled_tanh
-from helpers.models._parts import check_top_options, features
+from helpers.models._parts import check_top_options, classify, features
 from helpers.models._registry import build, check_input_size, register
 
 VARIANTS = ("paper", "modern")
@@ -68,8 +68,7 @@ def build_lenet5(*, input_shape, num_classes, variant="paper", output=None, incl
     if output == "rbf":
         outputs = EuclideanRBF(name="output", dtype="float32")(x)  # float32 even under mixed precision
     else:
-        x = layers.Dense(num_classes, name="output")(x)
-        outputs = layers.Activation(classifier_activation or "linear", dtype="float32", name="predictions")(x)
+        outputs = classify(x, num_classes, classifier_activation, logits="output")  # the paper's layer name
     return keras.Model(inputs, outputs, name=f"lenet5_{variant}")
 
 
