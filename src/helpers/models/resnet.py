@@ -42,9 +42,9 @@ DEFAULT_SHORTCUT = {"imagenet": "B", "cifar": "A"}  # the paper's choices (Image
 PLAIN_TWINS = ("resnet18", "resnet34", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, *, relu=True, zero_gamma=False):
+def _conv_bn(x, filters, kernel_size, strides, name, *, relu=True, zero_gamma=False, padding="same"):
     """Bias-free convolution → batch norm (→ ReLU), the unit every ResNet layer is made of."""
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
     # Keras's BN defaults (momentum 0.99, ε 1e-3) differ from the paper's Torch/Caffe ones; these match them.
     x = BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones",
@@ -135,8 +135,12 @@ def build_resnet(*, input_shape, num_classes, family, block, blocks, plain, shor
     scale = lambda channels: scaled(channels, width)  # noqa: E731
     inputs = keras.Input(input_shape, name="image")
     if imagenet_stem:
-        x = _conv_bn(inputs, scale(64), 7, 2, "stem")
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+        # Padding 3 and 1 on every side, as the paper's Torch code, torchvision and keras.applications pad:
+        # "same" would pad 2 before and 3 after, shifting every sample by a pixel (published weights expect this).
+        x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
+        x = _conv_bn(x, scale(64), 7, 2, "stem", padding="valid")
+        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # zeros lose no maximum after a ReLU
+        x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     else:
         x = _conv_bn(inputs, scale(STAGE_WIDTHS[family][0]), 3, 1, "stem")
 
