@@ -70,7 +70,8 @@ def test_unpaired_markers_are_reported():
 
 
 EXERCISES = {"00_cnn_basics": "output_size", "01_lenet5": "c3_table", "02_alexnet": "lrn", "03_vgg": "vgg_block",
-             "04_googlenet": "inception_module", "05_resnet": "residual_block"}
+             "04_googlenet": "inception_module", "05_resnet": "residual_block",
+             "07_transfer_learning": "fold_bias"}
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -228,3 +229,40 @@ def test_the_course_solutions_pass_their_checks():
     checks.check_vgg_block(_block())
     checks.check_inception_module(_inception())
     checks.check_residual_block(_residual())
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda bias, mean: mean + bias, "look at the sign"),
+    (lambda bias, mean: mean, "the bias must move the mean only"),
+    (lambda bias, mean: float(mean.sum() - bias.sum()), "one moving mean per channel"),
+    (lambda bias, mean: bias.undefined, "raised AttributeError"),
+])
+def test_fold_bias_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.check_fold_bias(wrong)
+
+
+def _freeze(everything=False, count=None):
+    def freeze_all_but_classifier(model):
+        if everything:
+            model.trainable = False
+        else:
+            for layer in model.layers:
+                layer.trainable = layer.name == "logits"
+        return count if count is not None else sum(int(w.numpy().size) for w in model.trainable_weights)
+    return freeze_all_but_classifier
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_freeze(everything=True), "the trainable layers are: nothing"),
+    (_freeze(count=130), "returned 130, but 325 parameters are trainable"),
+    (lambda model: 130, "the trainable layers are: .* only .logits. should be"),
+])
+def test_freeze_check_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.check_freeze_all_but_classifier(wrong)
+
+
+def test_the_transfer_solutions_pass_their_checks():
+    checks.check_fold_bias(lambda bias, mean: mean - bias)
+    checks.check_freeze_all_but_classifier(_freeze())

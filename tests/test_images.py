@@ -13,7 +13,7 @@ from helpers.data import DatasetUnavailableError, cats_and_dogs, image_folder, s
 from helpers.data.images import ensure_cats_and_dogs
 
 SKIPPED = {"cats/truncated.jpg", "cats/empty.jpg", "dogs/notes.jpg"}
-CONVERTED = {"cats/png_inside.jpg", "dogs/anim.gif", "dogs/old.bmp", "cats/gray.jpg", "dogs/cmyk.jpg"}
+CONVERTED = {"cats/png_inside.jpg", "dogs/anim.gif", "dogs/old.bmp", "cats/gray.jpg", "dogs/cmyk.jpg", "cats/web.webp"}
 
 
 def _real_images(kind, n):
@@ -39,6 +39,7 @@ def messy_folder(tmp_path_factory):
     photo.save(root / "dogs" / "old.bmp", format="BMP")
     photo.convert("L").save(root / "cats" / "gray.jpg", format="JPEG")
     photo.convert("CMYK").save(root / "dogs" / "cmyk.jpg", format="JPEG")
+    photo.save(root / "cats" / "web.webp", format="WEBP", lossless=True)
     return root
 
 
@@ -47,7 +48,7 @@ def test_scan_skips_broken_files_and_reports_them(messy_folder):
     assert {name for name, _ in report.skipped} == SKIPPED
     assert {name for name, _ in report.converted} == CONVERTED
     assert len(paths) == len(labels) == 12 + len(CONVERTED)
-    assert report.counts == {"cats": 6 + 2, "dogs": 6 + 3}
+    assert report.counts == {"cats": 6 + 3, "dogs": 6 + 3}
     reasons = dict(report.skipped)
     assert reasons["cats/empty.jpg"] == "empty file"
     assert "not an image" in reasons["dogs/notes.jpg"]
@@ -77,6 +78,17 @@ def test_converted_files_decode_to_rgb_with_the_right_colours(messy_folder):
         reference = np.asarray(Image.open(messy_folder / name).convert("RGB"), dtype=np.float32)
         assert image.shape == reference.shape
         assert np.abs(image.numpy().astype(np.float32) - reference).mean() < 8  # JPEG decoders differ slightly
+
+
+def test_webp_images_are_read_through_a_png_copy(messy_folder):
+    """TensorFlow cannot decode WebP; PIL can: the pipeline reads a lossless PNG copy, with the same pixels."""
+    import tensorflow as tf
+
+    paths, _, report = scan_image_folder(messy_folder)
+    copy = next(p for p in paths if p.endswith(".png") and "converted-images" in p)
+    assert "WebP" in dict(report.converted)["cats/web.webp"]
+    image = tf.io.decode_image(tf.io.read_file(copy), channels=3).numpy()
+    np.testing.assert_array_equal(image, np.asarray(Image.open(messy_folder / "cats" / "web.webp").convert("RGB")))
 
 
 def test_check_results_are_cached_and_a_changed_file_is_checked_again(messy_folder, tmp_path):

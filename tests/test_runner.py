@@ -63,3 +63,24 @@ def test_a_hung_cell_fails_its_notebook_instead_of_hanging(tmp_path):
     assert run_notebooks.main(["12", "--cell-timeout", "3", "--notebooks-dir", str(folder), "--out", str(out)]) == 1
     row = json.loads((out / "summary.json").read_text())[0]
     assert row["status"] == "FAILED" and "Timeout" in row["error"] and row["seconds"] < 120
+
+
+def test_the_console_shows_the_runner_not_the_kernel_s_log(tmp_path):
+    """The kernel's own start-up log (e.g. "[IPKernelApp] WARNING | Kernel is running over TCP …") stays out of the
+    runner's console; a warning raised by the notebook's code still reaches the notebook's outputs."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "13_warns.ipynb", ["QUICK = False", "import warnings\nwarnings.warn('shown to the learner')"])
+    out = tmp_path / "out"
+    # A process of its own, as `make run` starts it: ipykernel forwards no stderr while PYTEST_CURRENT_TEST is set.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    console = subprocess.run([sys.executable, "-m", "helpers.run_notebooks", "13", "--notebooks-dir", str(folder),
+                              "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert console.returncode == 0, console.stdout + console.stderr
+    assert "13_warns" in console.stdout and "IPKernelApp" not in console.stdout + console.stderr
+    outputs = [o for cell in nbformat.read(out / "13_warns.ipynb", as_version=4).cells for o in cell.get("outputs", [])]
+    assert any("shown to the learner" in o.get("text", "") for o in outputs), outputs

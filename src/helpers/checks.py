@@ -280,3 +280,54 @@ def check_residual_block(fn) -> None:
     if np.asarray(block(x, training=False)).min() < 0:
         raise CheckFailed("residual_block gives negative outputs on a real image: apply the ReLU after the addition.")
     _passed("residual_block matches the paper's basic block with option-B shortcuts in 3 configurations")
+
+
+def check_fold_bias(fn) -> None:
+    """``fn(bias, moving_mean)``: the moving mean that lets a bias-free convolution + BN equal one with the bias."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    channels = 6
+    bias, mean = rng.normal(0, 1, channels), rng.normal(0, 1, channels)
+    gamma, beta, variance, epsilon = rng.uniform(0.5, 1.5, channels), rng.normal(0, 1, channels), \
+        rng.uniform(0.5, 2.0, channels), 1e-5
+    z = rng.normal(0, 2, (32, channels))  # convolution outputs without the bias, one row per position
+
+    def bn(values, moving_mean):
+        return gamma * (values - moving_mean) / np.sqrt(variance + epsilon) + beta
+
+    folded = _call(fn, bias.copy(), mean.copy())
+    folded = np.asarray(folded, dtype=float) if folded is not None else None
+    if folded is None or folded.shape != (channels,):
+        raise CheckFailed(f"fold_bias should return one moving mean per channel (shape ({channels},)), "
+                          f"not {None if folded is None else folded.shape}.")
+    expected, got = bn(z + bias, mean), bn(z, folded)
+    if not np.allclose(got, expected, atol=1e-6):
+        if np.allclose(folded, mean + bias):
+            raise CheckFailed("fold_bias adds the bias to the mean; BN subtracts the mean from conv(x) + b, so "
+                              "look at the sign.")
+        raise CheckFailed("with fold_bias's mean, BN(conv(x)) differs from BN(conv(x) + b) by up to "
+                          f"{np.abs(got - expected).max():.3g} on random values: the bias must move the mean only.")
+    _passed("fold_bias: BN(conv(x); your mean) equals BN(conv(x) + b; μ) on 32 random positions of 6 channels")
+
+
+def check_freeze_all_but_classifier(fn) -> None:
+    """``fn(model)`` freezes every layer but ``logits`` and returns the trainable parameter count left."""
+    import helpers.models
+    from helpers.transfer import with_new_classifier
+
+    for size, classes in ((32, 2), (48, 5)):
+        base = helpers.models.build("resnet20", input_shape=(size, size, 3), num_classes=classes,
+                                    include_top=False, pooling="avg")
+        model = with_new_classifier(base, "scratch", classes)  # everything trainable to begin with
+        returned = _call(fn, model)
+        learning = sorted({w.path.split("/")[0] for w in model.trainable_weights})
+        count = sum(int(w.numpy().size) for w in model.trainable_weights)
+        if learning != ["logits"]:
+            what = "nothing" if not learning else ", ".join(learning[:4]) + (" …" if len(learning) > 4 else "")
+            raise CheckFailed(f"after freeze_all_but_classifier, the trainable layers are: {what}; only 'logits' "
+                              "should be (a nested model is one layer: its `trainable` covers all it holds).")
+        if returned != count:
+            raise CheckFailed(f"freeze_all_but_classifier returned {returned!r}, but {count} parameters are "
+                              f"trainable ({64} features × {classes} classes + {classes} biases).")
+    _passed("freeze_all_but_classifier leaves only the classifier trainable (130 and 325 parameters)")

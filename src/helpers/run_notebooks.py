@@ -54,6 +54,9 @@ def run_one(notebook: Path, output: Path, quick: bool, cell_timeout: int | None 
         papermill.execute_notebook(
             str(notebook), str(output), parameters={"QUICK": quick}, cwd=str(notebook.parent),
             progress_bar=False, log_output=False, execution_timeout=cell_timeout,
+            # The kernel process logs its own start-up to this console (e.g. a warning that it talks to the
+            # runner over local TCP); the notebook's outputs, warnings included, are not affected.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as e:
         row["status"] = "FAILED"

@@ -95,6 +95,17 @@ PROFILES: dict[str, dict] = {
         full=dict(epochs=30, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         quick=dict(epochs=1, train_samples=512, val_samples=128, test_samples=500, width=0.25),
     ),
+    # Notebook 07: ResNet-20 pretrained on CIFAR-10 (all 50,000 training images, notebook 05's short recipe) …
+    "transfer_pretrain": dict(
+        full=dict(epochs=8, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, train_samples=1024, test_samples=500),
+    ),
+    # … then Dogs vs. Cats four ways at 64 px, on 1,600 training images (400 held out for choices), scored on the
+    # 1,000 validation images. QUICK: 32 px and a few hundred images, one epoch.
+    "transfer": dict(
+        full=dict(epochs=15, batch_size=64, image_size=64, train_samples=None, val_samples=None),
+        quick=dict(epochs=1, image_size=32, train_samples=256, val_samples=128),
+    ),
 }
 
 

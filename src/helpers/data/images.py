@@ -3,7 +3,7 @@
 Files are read straight from disk (decode, resize, cache as uint8, shuffle, batch, augment, prefetch), never
 held as one float array. Before any epoch runs, every file is checked once: empty files, non-images and
 undecodable (e.g. truncated) images are skipped, PNG/GIF/BMP content and grayscale or CMYK JPEGs are decoded
-to RGB, and both lists are reported. The check results are cached per file (size + mtime).
+to RGB, WebP files (which TensorFlow cannot decode) are read through a PNG copy in the cache, and both lists are reported. The check results are cached per file (size + mtime).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ SIGNATURES = {  # leading bytes -> format; anything else is not an image the pip
     b"GIF89a": "GIF",
     b"BM": "BMP",
 }
+WEBP_REASON = "WebP content (read through a PNG copy in the cache)"
 MEMORY_CACHE_LIMIT = 512 << 20  # bytes of decoded uint8 images cache="auto" keeps in RAM; beyond: stream
 
 
@@ -71,8 +72,10 @@ def check_image(path: Path) -> tuple[str, str]:
     if not head:
         return "skipped", "empty file"
     kind = next((k for sig, k in SIGNATURES.items() if head.startswith(sig)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind = "WebP"
     if kind is None:
-        return "skipped", "not an image (content is not JPEG, PNG, GIF or BMP)"
+        return "skipped", "not an image (content is not JPEG, PNG, GIF, BMP or WebP)"
     try:
         with Image.open(path) as im:
             mode = im.mode
@@ -81,11 +84,31 @@ def check_image(path: Path) -> tuple[str, str]:
             im.load()
     except Exception as e:  # PIL raises many types for broken files
         return "skipped", f"cannot be decoded ({e})"
+    if kind == "WebP":
+        return "converted", WEBP_REASON
     if kind != "JPEG":
         return "converted", f"{kind} content"
     if mode != "RGB":
         return "converted", f"{mode} JPEG"
     return "ok", ""
+
+
+def as_png(path: Path) -> Path:
+    """A PNG copy of the image at ``path`` in the cache (made once per file version), for formats that
+    TensorFlow's decoders cannot read (WebP) but PIL can."""
+    from PIL import Image
+
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    target = settings.cache_dir() / "converted-images" / f"{key}.png"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".png")
+        os.close(fd)
+        with Image.open(path) as im:
+            im.convert("RGB").save(tmp, format="PNG")
+        os.replace(tmp, target)
+    return target
 
 
 def _manifest_path(root: Path) -> Path:
@@ -153,6 +176,8 @@ def scan_image_folder(root: Path | str, workers: int = 8) -> tuple[list[str], li
             continue
         if status == "converted":
             report.converted.append((rel, reason))
+            if reason == WEBP_REASON:
+                path = as_png(path)
         paths.append(str(path))
         labels.append(label)
         report.counts[class_dirs[label].name] += 1
@@ -243,10 +268,13 @@ class ImageData:
     val_count: int
     train_report: FolderReport
     val_report: FolderReport | None
+    holdout: object | None = None  # images split from the training folder to make choices on (``holdout=``)
+    holdout_count: int = 0
 
     def __str__(self) -> str:
-        lines = [f"classes: {self.class_names}; {self.train_count} training / {self.val_count} validation images",
-                 str(self.train_report)]
+        held = f" / {self.holdout_count} held out from training" if self.holdout_count else ""
+        lines = [f"classes: {self.class_names}; {self.train_count} training{held} / {self.val_count} validation "
+                 "images", str(self.train_report)]
         if self.val_report is not None:
             lines.append(str(self.val_report))
         return "\n".join(lines)
@@ -264,8 +292,13 @@ def image_folder(
     augment=None,
     cache: bool | str = "auto",
     seed: int = 0,
+    holdout: float = 0.0,
 ) -> ImageData:
-    """Pipelines for ``train_root/<class>/…``; validation from ``val_root`` or a stratified split of train."""
+    """Pipelines for ``train_root/<class>/…``; validation from ``val_root`` or a stratified split of train.
+
+    ``holdout`` (with ``val_root``): the fraction of the training images split off (stratified) into
+    ``ImageData.holdout``, for choices that must not be made on the validation images.
+    """
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8 pixels, not {image_size}.")
     if batch_size < 1:
@@ -279,10 +312,22 @@ def image_folder(
                              f"{val_report.class_names} in {val_root}.")
     else:
         paths, labels, val_paths, val_labels = _split(paths, labels, validation_fraction, seed)
+    held_paths, held_labels = [], []
+    if holdout:
+        if not 0 < holdout < 1:
+            raise ValueError(f"holdout must be a fraction between 0 and 1, not {holdout!r}.")
+        if val_root is None:
+            raise ValueError("holdout= splits the training folder beside a separate validation folder (val_root=); "
+                             "without one, validation_fraction= already splits it.")
+        paths, labels, held_paths, held_labels = _split(paths, labels, holdout, seed)
     paths, labels = balanced_sample(paths, labels, train_samples, seed)
     val_paths, val_labels = balanced_sample(val_paths, val_labels, val_samples, seed)
     common = dict(image_size=image_size, batch_size=batch_size, cache=cache, seed=seed)
+    if holdout:
+        held_paths, held_labels = balanced_sample(held_paths, held_labels, val_samples, seed)
     return ImageData(
+        holdout=make_dataset(held_paths, held_labels, training=False, **common) if holdout else None,
+        holdout_count=len(held_paths),
         train=make_dataset(paths, labels, training=True, augment=augment, **common),
         val=make_dataset(val_paths, val_labels, training=False, **common),
         class_names=train_report.class_names,
