@@ -26,6 +26,9 @@ def test_notebook_follows_the_template(path):
     github_path = REPOSITORY.removeprefix("https://github.com/")
     badge = f"https://colab.research.google.com/github/{github_path}/blob/main/notebooks/{path.name}"
     assert badge in nb.cells[0].source, "Colab badge must point at this notebook in the repository"
+    remote_images = re.findall(r"!\[[^\]]*\]\((https?://[^)]+)\)|<img[^>]+src=[\"']https?://",
+                               "".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+    assert not remote_images, f"images that need the network (blank offline): {remote_images}"
     installs = re.findall(r"pip install[^\n]*git\+(https://[^\"'\s]+?)(?:\.git)?[\"'\s]", "".join(
         c.source for c in nb.cells if c.cell_type == "code"))
     assert installs == [REPOSITORY], "the Colab setup cell installs the package from pyproject's Repository URL"

@@ -34,7 +34,7 @@ WAYS = {  # way -> (pretrained weights, the base learns, batch norms frozen in i
     "finetune_bn_train": (True, True, False),
 }
 LABELS = {"scratch": "from scratch", "frozen": "frozen features + new classifier",
-          "finetune": "fine-tuned, BN frozen (inference mode)", "finetune_bn_train": "fine-tuned, BN updating"}
+          "finetune": "fine-tuned, BN frozen", "finetune_bn_train": "fine-tuned, BN updating"}
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> list[str]:
