@@ -44,3 +44,33 @@ def test_a_failed_check_is_one_short_message_and_still_an_error():
     assert len(errors) == 1 and errors[0].ename == "CheckFailed"  # grading sees the failure
     assert len(errors[0].traceback) == 1  # no frames, no source of helpers/checks.py
     assert "output_size is not written yet" in errors[0].traceback[0] and "checks.py" not in errors[0].traceback[0]
+
+
+TRAIN_SEVERAL = """
+import helpers.settings
+import keras, numpy as np, tensorflow as tf
+x, y = np.zeros((8, 4), "float32"), np.zeros((8,), "int32")
+for _ in range(7):  # a notebook that trains several networks one after the other
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(x, y, verbose=0)
+    model.predict(x, verbose=0)
+"""
+
+
+def streams_of(cell):
+    """Everything a cell printed (TensorFlow's Python logger writes to whichever stream it found first)."""
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.mark.slow
+def test_training_several_models_is_not_reported_as_retracing():
+    """Keras's per-model functions are not a learner's retracing; a learner's own retraced tf.function still is."""
+    quiet, = run_cells(TRAIN_SEVERAL)
+    assert "retracing" not in streams_of(quiet)
+    own, = run_cells("import helpers.settings\nimport tensorflow as tf\n"
+                     "@tf.function\ndef square(v):\n    return v * v\n"
+                     "for i in range(8):\n    square(tf.constant([1.0] * (i + 1)))")
+    assert "retracing" in streams_of(own)
+    shown, = run_cells(TRAIN_SEVERAL, env_cell="import os\nos.environ['CNN_TF_LOGS'] = '1'")
+    assert "retracing" in streams_of(shown)  # the warning itself is real: the filter removed it

@@ -8,14 +8,27 @@ the process's standard error. ``import_quietly`` imports TensorFlow and lists it
 descriptor pointed at /dev/null for that moment only, and sets TF_CPP_MIN_LOG_LEVEL=2 (unless set), so later C++
 INFO and WARNING lines are dropped too; C++ errors and all of Python's warnings and errors (written to
 ``sys.stderr``, which a notebook kernel redirects) are shown as usual. ``CNN_TF_LOGS=1`` keeps the whole log.
+
+One Python warning is dropped too: "5 out of the last 13 calls to <function TensorFlowTrainer.…>
+triggered tf.function retracing". Keras makes a new training, test and predict function for every model, and
+TensorFlow counts the traces of all of them together, so a notebook that trains several networks one after the
+other (06's race, 07's four ways) is told it retraces, in a paragraph of advice that does not apply. The same
+warning about a learner's own ``tf.function`` still shows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 SHOW_ENV = "CNN_TF_LOGS"
+
+
+class _KerasPerModelFunctions(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "<function TensorFlowTrainer." in message)
 
 
 def import_quietly() -> None:
@@ -30,6 +43,7 @@ def import_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where "failed call to cuInit" is printed on a machine without a GPU
+        tf.get_logger().addFilter(_KerasPerModelFunctions())
     finally:
         os.dup2(saved, 2)
         os.close(saved)
