@@ -99,16 +99,47 @@ def test_output_size_check_says_what_is_wrong(wrong, message):
 
 def test_grading_scores_a_correct_and_a_stubbed_submission(student_dir, tmp_path):
     submissions = tmp_path / "submissions"
-    (submissions / "ada").mkdir(parents=True)
-    (submissions / "bob").mkdir(parents=True)
+    for folder in ("ada", "bob", "cy"):
+        (submissions / folder).mkdir(parents=True)
     (submissions / "ada" / "00_cnn_basics.ipynb").write_bytes((NOTEBOOKS / "00_cnn_basics.ipynb").read_bytes())
-    (submissions / "bob" / "00_cnn_basics.ipynb").write_bytes((student_dir / "00_cnn_basics.ipynb").read_bytes())
-    rows = assignments.grade(submissions, NOTEBOOKS, tmp_path / "scores.csv")
+    # Renamed as Colab and browsers rename downloads: recognised by the id in the notebook's metadata.
+    (submissions / "bob" / "Copy of 00_cnn_basics (1).ipynb").write_bytes(
+        (student_dir / "00_cnn_basics.ipynb").read_bytes())
+    (submissions / "cy" / "cy-basics.ipynb").write_bytes((student_dir / "00_cnn_basics.ipynb").read_bytes())
+    (submissions / "cy" / "notes.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    rows = assignments.grade(submissions, NOTEBOOKS, tmp_path / "scores.csv", jobs=2)
     scores = {row["submission"]: (row["score"], row["max_score"]) for row in rows}
-    assert scores == {"ada/00_cnn_basics.ipynb": (1.0, 1.0), "bob/00_cnn_basics.ipynb": (0.0, 1.0)}
+    assert scores == {"ada/00_cnn_basics.ipynb": (1.0, 1.0), "bob/Copy of 00_cnn_basics (1).ipynb": (0.0, 1.0),
+                      "cy/cy-basics.ipynb": (0.0, 1.0), "cy/notes.ipynb": (0.0, 0.0)}
     with open(tmp_path / "scores.csv") as f:
-        table = list(csv.DictReader(f))
-    assert [r["check_output_size"] for r in table] == ["1.0", "0.0"]
+        table = {row["submission"]: row for row in csv.DictReader(f)}
+    assert table["ada/00_cnn_basics.ipynb"]["check_output_size"] == "1.0"
+    assert table["ada/00_cnn_basics.ipynb"]["feedback"] == "all checks passed"
+    assert "output_size is not written yet" in table["cy/cy-basics.ipynb"]["feedback"]
+    assert table["cy/notes.ipynb"]["feedback"].startswith("not recognised")
+    report = (tmp_path / "scores_feedback" / "bob__Copy of 00_cnn_basics (1).md").read_text()
+    assert "| check_output_size | 0 / 1 |" in report and "CheckFailed: output_size is not written yet" in report
+
+
+def test_a_submission_past_its_time_limit_scores_zero_and_the_rest_are_graded(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    graded = {"grade": True, "grade_id": "check_answer", "points": 2, "schema_version": 3, "solution": False}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("answer = 42"),
+                                         nbformat.v4.new_code_cell("assert answer == 42", metadata={"nbgrader": graded}),
+                                         nbformat.v4.new_code_cell("import time\ntime.sleep(300)  # after the graded cell")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, course / "09_quiz.ipynb")
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    nbformat.write(nb, submissions / "fast_09_quiz.ipynb")
+    slow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(300)\nanswer = 42"),
+                                           *nb.cells[1:]], metadata=nb.metadata)
+    nbformat.write(slow, submissions / "slow_09_quiz.ipynb")
+    rows = {r["submission"]: r for r in assignments.grade(submissions, course, tmp_path / "s.csv", jobs=2, limit=20)}
+    assert rows["fast_09_quiz.ipynb"]["score"] == 2.0  # its last cell, after the graded one, did not run
+    assert rows["slow_09_quiz.ipynb"]["score"] == 0.0
+    assert "stopped after 20 s" in rows["slow_09_quiz.ipynb"]["feedback"]
 
 
 def _c3_with_one_change():

@@ -26,6 +26,7 @@ def test_notebook_follows_the_template(path):
     github_path = REPOSITORY.removeprefix("https://github.com/")
     badge = f"https://colab.research.google.com/github/{github_path}/blob/main/notebooks/{path.name}"
     assert badge in nb.cells[0].source, "Colab badge must point at this notebook in the repository"
+    assert nb.metadata["course"] == {"notebook": path.stem}, "the id grading recognises a renamed copy by"
     remote_images = re.findall(r"!\[[^\]]*\]\((https?://[^)]+)\)|<img[^>]+src=[\"']https?://",
                                "".join(c.source for c in nb.cells if c.cell_type == "markdown"))
     assert not remote_images, f"images that need the network (blank offline): {remote_images}"

@@ -17,16 +17,26 @@ Without nbgrader::
 
     python -m helpers.assignments build [--out build/student]          # write student versions
     python -m helpers.assignments grade SUBMISSIONS [--out scores.csv]  # run hidden tests, score each file
+
+A submission is recognised by the course notebook id in its metadata (``metadata["course"]["notebook"]``, which
+every course notebook and student version carries), so renamed copies ("Copy of 01_lenet5.ipynb",
+"alice-lenet.ipynb") still grade; files without it fall back to their name, and the rest are reported. Each
+submission runs in its own kernel, up to its last graded cell, several at a time (``--jobs``), each within a
+time limit; the CSV gets a ``feedback`` column and every submission a short Markdown report.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import csv
+import multiprocessing
 import os
 import re
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -78,6 +88,15 @@ def student_source(source: str, name: str, where: str) -> str:
     return "\n".join(lines)
 
 
+COURSE_KEY = "course"  # metadata["course"]["notebook"]: which course notebook a file is (or was copied from)
+
+
+def course_id(nb) -> str | None:
+    """The course notebook id written in ``nb``'s metadata, if any."""
+    entry = nb.metadata.get(COURSE_KEY)
+    return entry.get("notebook") if isinstance(entry, dict) else None
+
+
 def student_notebook(nb, where: str = "notebook"):
     """A copy of ``nb`` with solutions replaced by stubs, hidden tests removed and outputs cleared."""
     nb = copy.deepcopy(nb)
@@ -102,6 +121,7 @@ def build(notebooks_dir: Path, out: Path) -> list[Path]:
         if not has_exercises(nb):
             continue
         student = student_notebook(nb, where=path.name)
+        student.metadata[COURSE_KEY] = {"notebook": path.stem}  # recognised however the file is renamed
         nbformat.validate(student)
         target = out / path.name
         nbformat.write(student, target)
@@ -120,8 +140,17 @@ def points(nb) -> dict[str, float]:
     return {gid: float(nb.cells[i].metadata["nbgrader"].get("points", 1)) for gid, i in graded_cells(nb).items()}
 
 
-def grade_one(submission: Path, source: Path, timeout: int = 600) -> dict[str, float]:
-    """Run a submitted notebook with the source's graded cells (and hidden tests) put back; points per cell."""
+def _failure(cell) -> str | None:
+    """A graded cell's error output, in one line (the check's own message), or None when it passed."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    return None
+
+
+def grade_one(submission: Path, source: Path, timeout: int = 600) -> tuple[dict[str, float], dict[str, str]]:
+    """Run a submitted notebook with the source's graded cells (and hidden tests) put back, up to its last graded
+    cell; returns points and feedback (the check's message, or "passed") per graded cell."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(submission, as_version=4)
@@ -130,41 +159,132 @@ def grade_one(submission: Path, source: Path, timeout: int = 600) -> dict[str, f
     for grade_id, ref_index in ref_cells.items():
         if grade_id in sub_cells:  # graded cells are the instructor's: restore them, hidden tests included
             nb.cells[sub_cells[grade_id]].source = reference.cells[ref_index].source
-    # Later cells may depend on earlier answers: run everything, then see which graded cells raised.
+    # Later cells may depend on earlier answers: run everything up to the last graded cell (what comes after it
+    # cannot change a grade), then see which graded cells raised.
+    if sub_cells:
+        nb.cells = nb.cells[:max(sub_cells.values()) + 1]
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(source.parent)}})
     client.execute()
-    scores = {}
+    scores, feedback = {}, {}
     for grade_id, value in points(reference).items():
-        cell = nb.cells[sub_cells[grade_id]] if grade_id in sub_cells else None  # a deleted cell scores 0
-        failed = cell is None or any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-        scores[grade_id] = 0.0 if failed else value
-    return scores
+        if grade_id not in sub_cells:
+            scores[grade_id], feedback[grade_id] = 0.0, "the graded cell was deleted"
+            continue
+        failure = _failure(nb.cells[sub_cells[grade_id]])
+        scores[grade_id] = 0.0 if failure else value
+        feedback[grade_id] = failure or "passed"
+    return scores, feedback
 
 
-def grade(submissions: Path, notebooks_dir: Path, out_csv: Path) -> list[dict]:
-    """Grade every ``*.ipynb`` under ``submissions`` whose name ends like a course notebook's; write a CSV.
+def match_course_notebook(path: Path, sources: dict[str, Path]) -> Path | None:
+    """The course notebook a submission is: by the id in its metadata, else by its name (``01_lenet5 (1).ipynb``,
+    ``Copy of 01_lenet5.ipynb``, ``alice/01_lenet5.ipynb``); None when neither tells."""
+    try:
+        notebook = course_id(nbformat.read(path, as_version=4))
+    except Exception:  # not a notebook at all: the name may still tell, and running it will say what is wrong
+        notebook = None
+    if notebook in sources:
+        return sources[notebook]
+    stem = re.sub(r"\s*\(\d+\)$", "", path.stem)  # "01_lenet5 (1)" -> "01_lenet5"
+    return next((source for name, source in sources.items() if stem.endswith(name)), None)
 
-    Notebooks run in QUICK mode unless ``CNN_QUICK`` says otherwise.
+
+def _grade_in_child(path: Path, source: Path, connection) -> None:
+    os.environ["MPLBACKEND"] = "Agg"  # the kernel draws no figures: grading reads the checks, not the plots
+    try:
+        connection.send(("ok", grade_one(path, source)))
+    except Exception as error:  # an unreadable file, a kernel that died
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def _grade_in_process(path: Path, source: Path, limit: int) -> tuple[dict, dict]:
+    """``grade_one`` in a process of its own, stopped after ``limit`` seconds (its kernel exits with it). The
+    process is forked from this one, so it starts with nbformat and nbclient already imported."""
+    context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_grade_in_child, args=(path, source, sender), daemon=True)
+    with warnings.catch_warnings():  # "this process is multi-threaded": the child uses none of the threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        process.start()
+    sender.close()
+    try:
+        if not receiver.poll(limit):
+            raise TimeoutError(f"stopped after {limit} s")
+        status, value = receiver.recv()
+    except EOFError:
+        status, value = "error", f"the grading process ended without a result (exit code {process.exitcode})"
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
+def _timed(path: Path, source: Path, limit: int):
+    """(scores and feedback, or None; the error, or None; seconds taken) of one submission."""
+    start = time.perf_counter()
+    try:
+        return _grade_in_process(path, source, limit), None, time.perf_counter() - start
+    except Exception as error:  # an unreadable file, a kernel that died, the time limit
+        return None, error, time.perf_counter() - start
+
+
+def _report(row: dict, feedback: dict[str, str], available: dict[str, float]) -> str:
+    lines = [f"# Feedback: {row['submission']}", "",
+             f"Course notebook: {row['notebook']}. Score: {row['score']:g} / {row['max_score']:g}.", "",
+             "| exercise | points | what the check said |", "|---|---|---|"]
+    for grade_id, value in available.items():
+        said = feedback.get(grade_id, "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {grade_id} | {row.get(grade_id, 0):g} / {value:g} | {said} |")
+    return "\n".join(lines) + "\n"
+
+
+def grade(submissions: Path, notebooks_dir: Path, out_csv: Path, *, jobs: int | None = None,
+          limit: int = 900) -> list[dict]:
+    """Grade every ``*.ipynb`` under ``submissions`` that is a course notebook; write a CSV and, beside it, a
+    Markdown report per submission (``<csv name>_feedback/``).
+
+    Submissions run ``jobs`` at a time (default: the CPU count), each in its own process and kernel, for at most
+    ``limit`` seconds; one that fails or runs out of time scores 0 with the reason, and the others go on. Files
+    that are not course notebooks are listed with the reason. Notebooks run in QUICK mode unless ``CNN_QUICK``
+    says otherwise.
     """
     os.environ.setdefault(settings.QUICK_ENV, "1")
+    sources = {p.stem: p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb")}
+    paths = sorted(submissions.rglob("*.ipynb"))
+    matched = {path: match_course_notebook(path, sources) for path in paths}
+    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
+        futures = {path: pool.submit(_timed, path, source, limit)
+                   for path, source in matched.items() if source is not None}
     rows = []
-    sources = {p.name: p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb")}
-    for path in sorted(submissions.rglob("*.ipynb")):
-        source = next((s for name, s in sources.items() if path.name.endswith(name)), None)
+    reports = out_csv.parent / f"{out_csv.stem}_feedback"
+    for path, source in matched.items():
+        name = path.relative_to(submissions).as_posix()
         if source is None:
-            print(f"skipped {path}: its name matches no course notebook", file=sys.stderr)
+            rows.append({"submission": name, "notebook": "", "score": 0.0, "max_score": 0.0, "seconds": 0.0,
+                         "feedback": "not recognised: no course notebook id in its metadata, and its name matches "
+                                     "no course notebook"})
             continue
         available = points(nbformat.read(source, as_version=4))
-        try:
-            scores = grade_one(path, source)
-        except Exception as e:  # an unreadable file or a kernel that died: zero, with the reason
-            print(f"{path}: could not be run ({type(e).__name__}: {e})", file=sys.stderr)
-            scores = dict.fromkeys(available, 0.0)
-        rows.append({"submission": path.relative_to(submissions).as_posix(), "notebook": source.stem,
-                     **scores, "score": sum(scores.values()), "max_score": sum(available.values())})
+        result, error, seconds = futures[path].result()
+        if result is None:  # zero, with the reason
+            scores, feedback = dict.fromkeys(available, 0.0), dict.fromkeys(available, f"could not be run: {error}")
+        else:
+            scores, feedback = result
+        failed = [f"{gid}: {said}" for gid, said in feedback.items() if said != "passed"]
+        row = {"submission": name, "notebook": source.stem, **scores, "score": sum(scores.values()),
+               "max_score": sum(available.values()), "seconds": round(seconds, 1),
+               "feedback": "; ".join(failed) or "all checks passed"}
+        rows.append(row)
+        report = reports / (name.replace("/", "__").removesuffix(".ipynb") + ".md")
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(_report(row, feedback, available))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for row in rows for k in row))
+    fields.append(fields.pop(fields.index("feedback")))  # the long text last
     with open(out_csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
@@ -182,6 +302,8 @@ def main(argv=None) -> int:
     grade_cmd = commands.add_parser("grade", help="grade a folder of submitted notebooks")
     grade_cmd.add_argument("submissions", type=Path)
     grade_cmd.add_argument("--out", type=Path, default=Path("scores.csv"))
+    grade_cmd.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
+    grade_cmd.add_argument("--limit", type=int, default=900, help="seconds one submission may take (default 900)")
     args = parser.parse_args(argv)
     if args.command == "build":
         for path in build(args.notebooks_dir, args.out):
@@ -189,9 +311,9 @@ def main(argv=None) -> int:
         return 0
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder of submitted notebooks")
-    for row in grade(args.submissions, args.notebooks_dir, args.out):
-        print(f"{row['submission']}: {row['score']:g} / {row['max_score']:g}")
-    print(f"scores written to {args.out}")
+    for row in grade(args.submissions, args.notebooks_dir, args.out, jobs=args.jobs, limit=args.limit):
+        print(f"{row['submission']}: {row['score']:g} / {row['max_score']:g} ({row['feedback']})")
+    print(f"scores written to {args.out}; a report per submission in {args.out.parent / (args.out.stem + '_feedback')}")
     return 0
 
 
