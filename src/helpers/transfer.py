@@ -19,6 +19,7 @@ network's pooled features, and is trained alike by its caller (same data, schedu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
@@ -102,14 +103,14 @@ def pretrain(model, train, *, recipe, epochs: int, train_count: int, batch_size:
     folder = helpers.training.run_dir(run)
     weights, stamp = folder / "pretrained.weights.h5", folder / "pretrained.json"
     recipe.compile(model, epochs=epochs, train_count=train_count, batch_size=batch_size)
-    fingerprint = helpers.training._fingerprint(model, batch_size, config)
-    fingerprint["epochs"] = epochs
+    # fit's resume fingerprint (network, input size, optimizer and schedule, loss, batch, run configuration)
+    fingerprint = {**helpers.training._fingerprint(model, batch_size, config), "epochs": epochs}
     if weights.is_file() and stamp.is_file():
         try:
             saved = json.loads(stamp.read_text())
         except ValueError:
             saved = None
-        if saved == json.loads(json.dumps(fingerprint, sort_keys=True, default=str)):
+        if saved == fingerprint:
             model.load_weights(weights)
             print(f"Reusing the pretrained weights in {weights} (same network, recipe and configuration).")
             return model, None
@@ -117,7 +118,7 @@ def pretrain(model, train, *, recipe, epochs: int, train_count: int, batch_size:
     history = helpers.training.fit(model, train, validation=validation, epochs=epochs, batch_size=batch_size,
                                    run=run, config=config)
     model.save_weights(weights)
-    stamp.write_text(json.dumps(fingerprint, sort_keys=True, default=str))
+    stamp.write_text(json.dumps(fingerprint, sort_keys=True))
     return model, history
 
 
@@ -131,8 +132,6 @@ def compare(make_base, pretrained, *, ways, recipe, learning_rates: dict, train,
     images (split from the training ones) are watched during training; ``val`` is scored only at the end.
     Returns one row per way: its settings, accuracies, training seconds and history.
     """
-    import dataclasses
-
     rows = []
     for way in ways:
         model = with_new_classifier(make_base(), way, num_classes, pretrained=pretrained)
