@@ -52,6 +52,7 @@ TOP_CASES = {  # name: (input shape, options) small enough to build in a moment
     "googlenet": ((32, 32, 3), {"cifar": True, "width": 0.125}),
     "resnet18": ((32, 32, 3), {"cifar": True, "width": 0.125}),
     "resnet20": ((32, 32, 3), {}),
+    "speedrun": ((32, 32, 3), {"widths": (8, 16, 16)}),
 }
 
 
