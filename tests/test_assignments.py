@@ -4,6 +4,7 @@ import csv
 import re
 
 import nbformat
+import numpy as np
 import papermill
 import pytest
 
@@ -69,9 +70,42 @@ def test_unpaired_markers_are_reported():
         assignments.student_source("### END SOLUTION", "ex", "probe")
 
 
-EXERCISES = {"00_cnn_basics": "output_size", "01_lenet5": "c3_table", "02_alexnet": "lrn", "03_vgg": "vgg_block",
-             "04_googlenet": "inception_module", "05_resnet": "residual_block",
-             "07_transfer_learning": "fold_bias"}
+EXERCISES = {  # the graded exercises of each course notebook, in order
+    "00_cnn_basics": ["output_size", "conv_params"], "01_lenet5": ["c3_table", "c3_params"],
+    "02_alexnet": ["grouped_conv_params", "lrn"], "03_vgg": ["vgg_block", "stack_receptive_field"],
+    "04_googlenet": ["inception_module", "inception_multiply_adds"], "05_resnet": ["residual_block", "zero_pad_shortcut"],
+    "06_model_comparison": ["conv_multiply_adds", "images_per_second"],
+    "07_transfer_learning": ["fold_bias", "freeze_all_but_classifier"],
+}
+
+
+def _graded(nb):
+    return [(i, c) for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")]
+
+
+def test_every_notebook_grades_its_exercises_with_a_check_and_a_recorded_answer():
+    for name, exercises in EXERCISES.items():
+        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        graded = _graded(nb)
+        assert [c.metadata["nbgrader"]["grade_id"] for _, c in graded] == [f"check_{e}" for e in exercises], name
+        for (_, cell), exercise in zip(graded, exercises):
+            assert exercise in checks.EXERCISES
+            assert cell.source.startswith(f"helpers.checks.check_{exercise}({exercise})\n")
+            assert f'helpers.checks.record_answer("{exercise}", {exercise})' in cell.source  # the hidden test
+    assert sorted(e for names in EXERCISES.values() for e in names) == sorted(checks.EXERCISES)
+
+
+def test_no_student_cell_shows_or_runs_an_exercise_reference_before_its_check(student_dir):
+    """The course's own implementation of an exercise appears in no code cell above that exercise's check."""
+    for name, exercises in EXERCISES.items():
+        nb = nbformat.read(student_dir / f"{name}.ipynb", as_version=4)
+        for index, cell in _graded(nb):
+            exercise = cell.metadata["nbgrader"]["grade_id"].removeprefix("check_")
+            for reference in checks.EXERCISES[exercise][1]:
+                module, function = reference.split(".")[-2:]
+                pattern = re.compile(rf"\b{module}\.{function}\b|import[^\n]*\b{function}\b")
+                before = [c.source for c in nb.cells[:index] if c.cell_type == "code"]
+                assert not any(pattern.search(source) for source in before), (name, exercise, reference)
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -82,7 +116,7 @@ def test_student_version_stops_at_its_first_exercise_with_a_plain_message(studen
         papermill.execute_notebook(str(student_dir / f"{name}.ipynb"), str(tmp_path / "run.ipynb"),
                                    parameters={"QUICK": True}, cwd=str(NOTEBOOKS), progress_bar=False)
     assert error.value.ename == "CheckFailed"
-    assert f"{EXERCISES[name]} is not written yet" in error.value.evalue
+    assert f"{EXERCISES[name][0]} is not written yet" in error.value.evalue
     assert "site-packages" not in "".join(error.value.traceback)  # no frame from inside TensorFlow or Keras
 
 
@@ -109,11 +143,12 @@ def test_grading_scores_a_correct_and_a_stubbed_submission(student_dir, tmp_path
     (submissions / "cy" / "notes.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
     rows = assignments.grade(submissions, NOTEBOOKS, tmp_path / "scores.csv", jobs=2)
     scores = {row["submission"]: (row["score"], row["max_score"]) for row in rows}
-    assert scores == {"ada/00_cnn_basics.ipynb": (1.0, 1.0), "bob/Copy of 00_cnn_basics (1).ipynb": (0.0, 1.0),
-                      "cy/cy-basics.ipynb": (0.0, 1.0), "cy/notes.ipynb": (0.0, 0.0)}
+    assert scores == {"ada/00_cnn_basics.ipynb": (2.0, 2.0), "bob/Copy of 00_cnn_basics (1).ipynb": (0.0, 2.0),
+                      "cy/cy-basics.ipynb": (0.0, 2.0), "cy/notes.ipynb": (0.0, 0.0)}
     with open(tmp_path / "scores.csv") as f:
         table = {row["submission"]: row for row in csv.DictReader(f)}
     assert table["ada/00_cnn_basics.ipynb"]["check_output_size"] == "1.0"
+    assert table["ada/00_cnn_basics.ipynb"]["check_conv_params"] == "1.0"
     assert table["ada/00_cnn_basics.ipynb"]["feedback"] == "all checks passed"
     assert "output_size is not written yet" in table["cy/cy-basics.ipynb"]["feedback"]
     assert table["cy/notes.ipynb"]["feedback"].startswith("not recognised")
@@ -136,10 +171,16 @@ def test_a_submission_past_its_time_limit_scores_zero_and_the_rest_are_graded(tm
     slow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(300)\nanswer = 42"),
                                            *nb.cells[1:]], metadata=nb.metadata)
     nbformat.write(slow, submissions / "slow_09_quiz.ipynb")
+    crash = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nos._exit(3)  # the kernel dies"),
+                                            *nb.cells], metadata=nb.metadata)
+    nbformat.write(crash, submissions / "crash_09_quiz.ipynb")
     rows = {r["submission"]: r for r in assignments.grade(submissions, course, tmp_path / "s.csv", jobs=2, limit=20)}
     assert rows["fast_09_quiz.ipynb"]["score"] == 2.0  # its last cell, after the graded one, did not run
     assert rows["slow_09_quiz.ipynb"]["score"] == 0.0
     assert "stopped after 20 s" in rows["slow_09_quiz.ipynb"]["feedback"]
+    assert rows["crash_09_quiz.ipynb"]["score"] == 0.0
+    assert "could not be run" in rows["crash_09_quiz.ipynb"]["feedback"]
+    assert "could not be run" in (tmp_path / "s_feedback" / "crash_09_quiz.md").read_text()
 
 
 def _c3_with_one_change():
@@ -260,6 +301,14 @@ def test_the_course_solutions_pass_their_checks():
     checks.check_vgg_block(_block())
     checks.check_inception_module(_inception())
     checks.check_residual_block(_residual())
+    checks.check_conv_params(lambda k, c_in, c_out: (k * k * c_in + 1) * c_out)
+    checks.check_c3_params(lambda table: int(25 * np.sum(table) + np.shape(table)[1]))
+    checks.check_grouped_conv_params(lambda k, c_in, c_out, groups: (k * k * (c_in // groups) + 1) * c_out)
+    checks.check_stack_receptive_field(lambda kernels: 1 + sum(k - 1 for k in kernels))
+    checks.check_zero_pad_shortcut(lambda a, channels, stride: np.pad(
+        a[:, ::stride, ::stride], [(0, 0), (0, 0), (0, 0), (0, channels - a.shape[-1])]))
+    checks.check_conv_multiply_adds(lambda k, c_in, c_out, h, w, groups=1: k * k * (c_in // groups) * c_out * h * w)
+    checks.check_images_per_second(lambda seconds, batch: batch / float(np.median(seconds[1:])))
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -297,3 +346,92 @@ def test_freeze_check_says_what_is_wrong(wrong, message):
 def test_the_transfer_solutions_pass_their_checks():
     checks.check_fold_bias(lambda bias, mean: mean - bias)
     checks.check_freeze_all_but_classifier(_freeze())
+
+
+def _submission(name, exercise, source):
+    """The course notebook ``name`` with ``exercise``'s solution cell replaced by ``source``."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise)
+    cell.source = source
+    return nb
+
+
+def test_grading_does_not_trust_the_students_kernel(tmp_path):
+    """A replaced check, an answer that only passes the old weak hidden test, and an answer that calls the course's
+    own implementation each score 0 for that exercise, with the reason in the feedback; the rest is graded."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    weak = ("def output_size(n, k, s=1, p=0):  # right only where the old hidden test looked\n"
+            "    return {(227, 11, 4, 0): 55, (13, 3, 1, 1): 13, (6, 3, 2, 0): 2}.get((n, k, s, p), n)\n")
+    patched = ("import sys, types\n"
+               "helpers.checks.check_conv_params = lambda fn: print('✓ looks right')\n"
+               "helpers.checks.record_answer = lambda *args: None\n"
+               "sys.modules['helpers.checks'] = types.SimpleNamespace(check_conv_params=print, record_answer=print)\n"
+               "def conv_params(k, c_in, c_out):\n    return k * k * c_in * c_out  # no biases\n")
+    hidden_only = weak + "helpers.checks.check_output_size = lambda fn: None\n"
+    nbformat.write(_submission("00_cnn_basics", "conv_params", patched), submissions / "patched-00.ipynb")
+    nbformat.write(_submission("00_cnn_basics", "output_size", hidden_only), submissions / "weak-00.ipynb")
+    nbformat.write(_submission("01_lenet5", "c3_table", "def c3_table():\n    return helpers.layers.c3_connections()"),
+                   submissions / "delegates-01.ipynb")
+    rows = {r["submission"]: r for r in assignments.grade(submissions, NOTEBOOKS, tmp_path / "s.csv", jobs=2)}
+    patched_row, weak_row, delegates_row = rows["patched-00.ipynb"], rows["weak-00.ipynb"], rows["delegates-01.ipynb"]
+    assert (patched_row["check_output_size"], patched_row["check_conv_params"]) == (1.0, 0.0)
+    assert "the biases are missing" in patched_row["feedback"]
+    assert (weak_row["check_output_size"], weak_row["check_conv_params"]) == (0.0, 1.0)
+    assert "output_size(n=32, k=5, s=1, p=0) returned 32, but a Keras Conv2D with that padding gives 28" in weak_row["feedback"]
+    assert (delegates_row["check_c3_table"], delegates_row["check_c3_params"]) == (0.0, 1.0)
+    assert "delegates to helpers.layers.c3_connections" in delegates_row["feedback"]
+    report = (tmp_path / "s_feedback" / "patched-00.md").read_text()
+    assert "| check_conv_params | 0 / 1 | CheckFailed: conv_params(k=5, c_in=1, c_out=6) returned 150" in report
+
+
+def test_a_recorded_answer_is_judged_again_with_the_graders_own_reference():
+    import numpy as np
+
+    from helpers.models import resnet
+
+    def residual_block(x, filters, stride=1):
+        return resnet.basic_block(x, filters, stride, name="mine")
+
+    answer = checks.recorded_answer("residual_block", residual_block)
+    assert "helpers.models.resnet.basic_block" in answer["uses"]
+    with pytest.raises(checks.CheckFailed, match="delegates to helpers.models.resnet.basic_block.*write it yourself"):
+        checks.judge("residual_block", answer)
+    checks.judge("residual_block", checks.recorded_answer("residual_block", _residual()))  # written out: passes
+    # What the kernel recorded is all the grader reads: a recorded wrong value fails, whatever the kernel said.
+    answer = checks.recorded_answer("output_size", lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1)
+    answer["observations"]["output_size(7, 7, 1, 0)"] = 2
+    with pytest.raises(checks.CheckFailed, match=r"output_size\(n=7, k=7, s=1, p=0\) returned 2"):
+        checks.judge("output_size", answer)
+    del answer["observations"]["output_size(7, 7, 1, 0)"]
+    with pytest.raises(checks.CheckFailed, match="no answer was recorded"):
+        checks.judge("output_size", answer)
+    answer = checks.recorded_answer("zero_pad_shortcut", lambda a, channels, stride: np.zeros_like(a))
+    with pytest.raises(checks.CheckFailed, match="shape"):
+        checks.judge("zero_pad_shortcut", answer)
+
+
+@pytest.mark.parametrize("exercise, wrong, message", [
+    ("conv_params", lambda k, c_in, c_out: k * k * c_in * c_out, "the biases are missing"),
+    ("conv_params", lambda k, c_in, c_out: (k * k + 1) * c_in * c_out, "not one per kernel slice"),
+    ("c3_params", lambda table: 25 * int(np.sum(table)), "the biases are missing (one per C3 map)"),
+    ("c3_params", lambda table: (25 * np.shape(table)[0] + 1) * np.shape(table)[1], "only the connected pairs"),
+    ("grouped_conv_params", lambda k, c_in, c_out, groups: (k * k * c_in + 1) * c_out, "reads only c_in / groups"),
+    ("stack_receptive_field", lambda kernels: sum(kernels), "each layer adds k − 1"),
+    ("inception_multiply_adds", lambda h, w, c, n1, n3r, n3, n5r, n5, p: h * w * c * (n1 + 9 * n3 + 25 * n5),
+     "that is the naive module"),
+    ("zero_pad_shortcut", lambda a, channels, stride: np.pad(a[:, ::stride, ::stride],
+                                                            [(0, 0), (0, 0), (0, 0), (channels - a.shape[-1], 0)]),
+     "the zeros come first"),
+    ("conv_multiply_adds", lambda k, c_in, c_out, h, w, groups=1: k * k * c_in * c_out * h * w, "reads only c_in / groups"),
+    ("conv_multiply_adds", lambda k, c_in, c_out, h, w, groups=1: k * k * c_in * c_out // groups,
+     "at every one of the"),
+    ("images_per_second", lambda seconds, batch: batch / float(np.mean(seconds[1:])), "take the median"),
+    ("images_per_second", lambda seconds, batch: batch / float(np.median(seconds)), "leave out the first step"),
+])
+def test_new_checks_say_what_is_wrong(exercise, wrong, message):
+    check = checks.EXERCISES[exercise][0]
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):
+        check(wrong)
+    with pytest.raises(checks.CheckFailed, match=re.escape(message)):  # and the grader says the same
+        checks.judge(exercise, checks.recorded_answer(exercise, wrong))

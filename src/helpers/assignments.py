@@ -148,10 +148,38 @@ def _failure(cell) -> str | None:
     return None
 
 
-def grade_one(submission: Path, source: Path, timeout: int = 600) -> tuple[dict[str, float], dict[str, str]]:
+# Cells the grader puts around each graded cell. Before: fresh copies of the course's modules, so that nothing the
+# submission changed in them (a check replaced, a reference patched) reaches the graded cell. After: the
+# submission's own copies again, so its later cells run as they did for the student.
+PRISTINE = """\
+import sys as _grading_sys
+_grading_saved = {name: module for name, module in _grading_sys.modules.items() if name.split(".")[0] == "helpers"}
+for _grading_name in _grading_saved:
+    del _grading_sys.modules[_grading_name]
+import helpers.checks"""
+RESTORE = """\
+for _grading_name in [name for name in _grading_sys.modules if name.split(".")[0] == "helpers"]:
+    del _grading_sys.modules[_grading_name]
+_grading_sys.modules.update(_grading_saved)
+helpers = _grading_saved.get("helpers", helpers)"""
+
+
+def _answer(cell) -> dict | None:
+    """The answer a graded cell's hidden test recorded (``helpers.checks.record_answer``), if any."""
+    from helpers.checks import ANSWER_MIME
+
+    shown = [o["data"][ANSWER_MIME] for o in cell.get("outputs", [])
+             if o.get("output_type") == "display_data" and ANSWER_MIME in o.get("data", {})]
+    return shown[-1] if shown else None
+
+
+def run_submission(submission: Path, source: Path, timeout: int = 600) -> dict[str, tuple[str, object]]:
     """Run a submitted notebook with the source's graded cells (and hidden tests) put back, up to its last graded
-    cell; returns points and feedback (the check's message, or "passed") per graded cell."""
+    cell, each graded cell on fresh copies of the course's modules. Returns, per graded cell of the submission,
+    ("failed", the check's message), ("answer", what its hidden test recorded) or ("passed", None)."""
     from nbclient import NotebookClient
+
+    from helpers.checks import GRADING_ENV
 
     nb = nbformat.read(submission, as_version=4)
     reference = nbformat.read(source, as_version=4)
@@ -163,17 +191,55 @@ def grade_one(submission: Path, source: Path, timeout: int = 600) -> tuple[dict[
     # cannot change a grade), then see which graded cells raised.
     if sub_cells:
         nb.cells = nb.cells[:max(sub_cells.values()) + 1]
+    cells, graded = [], {}
+    for index, cell in enumerate(nb.cells):
+        if index in sub_cells.values():
+            grade_id = next(g for g, i in sub_cells.items() if i == index)
+            cells.append(nbformat.v4.new_code_cell(PRISTINE))
+            graded[grade_id] = len(cells)
+            cells += [cell, nbformat.v4.new_code_cell(RESTORE)]
+        else:
+            cells.append(cell)
+    nb.cells = cells
+    os.environ[GRADING_ENV] = "1"  # the kernel inherits it: record_answer hands answers over
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(source.parent)}})
     client.execute()
+    results = {}
+    for grade_id, index in graded.items():
+        failure, answer = _failure(nb.cells[index]), _answer(nb.cells[index])
+        results[grade_id] = ("failed", failure) if failure else ("answer", answer) if answer else ("passed", None)
+    return results
+
+
+def judge(results: dict[str, tuple[str, object]], available: dict[str, float]) -> tuple[dict, dict]:
+    """Points and feedback per graded cell from what ``run_submission`` saw. A graded exercise (its grade id is
+    ``check_<exercise>`` of ``helpers.checks.EXERCISES``) scores only when its recorded answer passes its check
+    again here, in the grader's process, against the grader's own reference; nothing the submission's kernel
+    concluded counts for it."""
+    from helpers.checks import EXERCISES, CheckFailed, judge as judge_answer
+
     scores, feedback = {}, {}
-    for grade_id, value in points(reference).items():
-        if grade_id not in sub_cells:
-            scores[grade_id], feedback[grade_id] = 0.0, "the graded cell was deleted"
-            continue
-        failure = _failure(nb.cells[sub_cells[grade_id]])
-        scores[grade_id] = 0.0 if failure else value
-        feedback[grade_id] = failure or "passed"
+    for grade_id, value in available.items():
+        status, detail = results.get(grade_id, ("deleted", None))
+        exercise = grade_id.removeprefix("check_")
+        if status == "deleted":
+            said = "the graded cell was deleted"
+        elif status == "failed":
+            said = detail
+        elif exercise not in EXERCISES:  # a graded cell with its own asserts: it passed in the kernel
+            said = "passed"
+        elif status != "answer" or detail.get("exercise") != exercise:
+            said = "no answer was recorded: the graded cell did not reach its hidden test"
+        else:
+            try:
+                judge_answer(exercise, detail)
+                said = "passed"
+            except CheckFailed as failure:
+                said = f"CheckFailed: {failure}"
+            except Exception as error:  # a recorded answer this check cannot read
+                said = f"the recorded answer could not be judged ({type(error).__name__}: {error})"
+        scores[grade_id], feedback[grade_id] = (value if said == "passed" else 0.0), said
     return scores, feedback
 
 
@@ -193,13 +259,13 @@ def match_course_notebook(path: Path, sources: dict[str, Path]) -> Path | None:
 def _grade_in_child(path: Path, source: Path, connection) -> None:
     os.environ["MPLBACKEND"] = "Agg"  # the kernel draws no figures: grading reads the checks, not the plots
     try:
-        connection.send(("ok", grade_one(path, source)))
+        connection.send(("ok", run_submission(path, source)))
     except Exception as error:  # an unreadable file, a kernel that died
         connection.send(("error", f"{type(error).__name__}: {error}"))
 
 
-def _grade_in_process(path: Path, source: Path, limit: int) -> tuple[dict, dict]:
-    """``grade_one`` in a process of its own, stopped after ``limit`` seconds (its kernel exits with it). The
+def _grade_in_process(path: Path, source: Path, limit: int) -> dict:
+    """``run_submission`` in a process of its own, stopped after ``limit`` seconds (its kernel exits with it). The
     process is forked from this one, so it starts with nbformat and nbclient already imported."""
     context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -224,7 +290,7 @@ def _grade_in_process(path: Path, source: Path, limit: int) -> tuple[dict, dict]
 
 
 def _timed(path: Path, source: Path, limit: int):
-    """(scores and feedback, or None; the error, or None; seconds taken) of one submission."""
+    """(what ``run_submission`` saw, or None; the error, or None; seconds taken) of one submission."""
     start = time.perf_counter()
     try:
         return _grade_in_process(path, source, limit), None, time.perf_counter() - start
@@ -272,8 +338,8 @@ def grade(submissions: Path, notebooks_dir: Path, out_csv: Path, *, jobs: int | 
         result, error, seconds = futures[path].result()
         if result is None:  # zero, with the reason
             scores, feedback = dict.fromkeys(available, 0.0), dict.fromkeys(available, f"could not be run: {error}")
-        else:
-            scores, feedback = result
+        else:  # judged here, after every kernel has run (the checks load TensorFlow into this process)
+            scores, feedback = judge(result, available)
         failed = [f"{gid}: {said}" for gid, said in feedback.items() if said != "passed"]
         row = {"submission": name, "notebook": source.stem, **scores, "score": sum(scores.values()),
                "max_score": sum(available.values()), "seconds": round(seconds, 1),
