@@ -435,3 +435,15 @@ def test_new_checks_say_what_is_wrong(exercise, wrong, message):
         check(wrong)
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):  # and the grader says the same
         checks.judge(exercise, checks.recorded_answer(exercise, wrong))
+
+
+@pytest.mark.slow
+def test_every_course_notebook_scores_full_marks(tmp_path):
+    """The course's own solutions pass the grader's judgement in every notebook (00 is graded above)."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    for name in sorted(EXERCISES)[1:]:
+        (submissions / f"{name}.ipynb").write_bytes((NOTEBOOKS / f"{name}.ipynb").read_bytes())
+    rows = assignments.grade(submissions, NOTEBOOKS, tmp_path / "scores.csv", jobs=2)
+    assert {row["notebook"]: (row["score"], row["feedback"]) for row in rows} == {
+        name: (2.0, "all checks passed") for name in sorted(EXERCISES)[1:]}

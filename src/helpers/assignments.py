@@ -8,9 +8,9 @@ The course notebooks carry nbgrader's markers, so instructors who use nbgrader c
         return (n + 2 * p - k) // s + 1    <- replaced by a stub that raises NotImplementedError
         ### END SOLUTION
 
-    helpers.checks.output_size(output_size)   <- a graded cell (nbgrader metadata: grade=True)
+    helpers.checks.check_output_size(output_size)   <- a graded cell (nbgrader metadata: grade=True)
     ### BEGIN HIDDEN TESTS
-    assert output_size(227, 11, 4) == 55       <- removed from the student version, used for grading
+    helpers.checks.record_answer("output_size", output_size)   <- removed from the student version
     ### END HIDDEN TESTS
 
 Without nbgrader::
@@ -23,6 +23,11 @@ every course notebook and student version carries), so renamed copies ("Copy of 
 "alice-lenet.ipynb") still grade; files without it fall back to their name, and the rest are reported. Each
 submission runs in its own kernel, up to its last graded cell, several at a time (``--jobs``), each within a
 time limit; the CSV gets a ``feedback`` column and every submission a short Markdown report.
+
+Nothing the submission's kernel concludes counts for a grade: each graded cell runs on fresh copies of the
+course's modules (a check the student replaced is gone), its hidden test records what the check saw of the
+answer as plain data, and this process runs the same check on that record against its own reference
+(``helpers.checks.judge``). An answer that calls the course's own implementation of the exercise scores 0.
 """
 
 from __future__ import annotations
