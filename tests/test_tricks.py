@@ -209,7 +209,9 @@ def test_recipe_translates_the_reference_rates():
     assert recipe.weight_decay_per_step == pytest.approx(0.0153 / (1 + 1 / 0.15))
     assert speedrun.Recipe(batch_size=512).keras_learning_rate == pytest.approx(0.75)
     with pytest.raises(ValueError, match="schedule"):
-        speedrun.Recipe(schedule="cosine")
+        speedrun.Recipe(schedule=(0.2, 1.5, 0.0))
+    for label, changes in speedrun.ABLATION.items():  # every row is a valid recipe differing in one place
+        assert len(changes) <= 1 and speedrun.Recipe(**changes), label
 
 
 def test_the_recipe_learns_cifar10_in_two_short_epochs(cifar10_arrays):

@@ -131,3 +131,20 @@ def reset_peak_memory(device: str = "GPU:0") -> None:
 
     if tf.config.list_logical_devices(device.split(":")[0]):
         tf.config.experimental.reset_memory_stats(device)
+
+
+def forward_flops(model) -> int:
+    """Floating-point operations of one image's forward pass through ``model``'s convolutions and dense layers
+    (2 per multiply-add; BatchNorm, activations and pooling, a few percent, are left out). A training step
+    costs about three forward passes (forward, and the backward pass's two products)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel.shape  # (kh, kw, cin / groups, cout)
+            height, width = layer.output.shape[1:3]
+            total += 2 * height * width * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(total)

@@ -28,7 +28,7 @@ class Recipe:
     weight_decay: float = 0.0153
     bias_scaler: float = 64.0  # BatchNorm biases learn this much faster (not decay faster)
     label_smoothing: float = 0.2
-    schedule: str = "triangle"  # or "constant": the peak rate throughout
+    schedule: tuple = (0.2, 0.23, 0.07)  # the rate's factor at the start, where it peaks (share of the run), at the end
     whitening: bool = True
     whiten_bias_epochs: int = 3  # train the whitening layer's bias this long, then freeze it
     dirac: bool = True
@@ -41,8 +41,8 @@ class Recipe:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, not {self.epochs} and {self.batch_size}.")
-        if self.schedule not in ("triangle", "constant"):
-            raise ValueError(f"schedule must be 'triangle' or 'constant', not {self.schedule!r}.")
+        if len(self.schedule) != 3 or not 0 <= self.schedule[1] < 1:
+            raise ValueError(f"schedule must be (start, peak, end) with 0 ≤ peak < 1, not {self.schedule!r}.")
 
     @property
     def keras_learning_rate(self) -> float:
@@ -72,6 +72,29 @@ class Result:
                 "test_accuracy": self.test_accuracy, "tta_accuracy": self.tta_accuracy}
 
 
+# Notebook 08's ablation: each row differs from the final recipe in one place.
+ABLATION = {
+    "final recipe": {},
+    "without lookahead (weight averaging)": {"lookahead": False},
+    "random flips instead of alternating": {"flip": "random"},
+    "BatchNorm biases at the common rate": {"bias_scaler": 1.0},
+    "no warm-up (rate falls from its peak)": {"schedule": (1.0, 0.0, 0.07)},
+    "without label smoothing": {"label_smoothing": 0.0},
+    "random initialisation (no Dirac)": {"dirac": False},
+    "without whitening (first layer trained)": {"whitening": False},
+}
+
+
+def sample(data, n: int | None, seed: int = 0):
+    """A class-balanced random ``n`` of ``data`` = (images, labels) (QUICK runs); None keeps them all."""
+    from helpers.data.cifar import _stratified
+
+    if n is None:
+        return data
+    chosen, _ = _stratified(np.asarray(data[1]), n, seed)
+    return data[0][chosen], data[1][chosen]
+
+
 def init_whitening(model, images: np.ndarray, samples: int = 5000) -> np.ndarray:
     """Compute the whitening kernel from the first ``samples`` training images, as the model's own
     ``normalize`` layer sees them, set it into the layer ``whiten`` and return it."""
@@ -97,7 +120,8 @@ def build(recipe: Recipe, images: np.ndarray, seed: int = 0):
     steps_per_epoch = len(images) // recipe.batch_size
     total_steps = recipe.epochs * steps_per_epoch
     peak = recipe.keras_learning_rate
-    rate = tricks.Triangle(peak, total_steps) if recipe.schedule == "triangle" else peak
+    start, top, end = recipe.schedule
+    rate = tricks.Triangle(peak, total_steps, start=start, peak=top, end=end)
     whiten_bias = model.get_layer("whiten_bias").bias
     gate = keras.Variable(1.0, trainable=False, name="whiten_bias_gate")
     optimizer = tricks.ScaledSGD(rate, momentum=recipe.momentum, peak_rate=peak,
@@ -134,8 +158,8 @@ def train(recipe: Recipe, train_data, test_data, *, seed: int = 0, verbose=None)
     start = time.perf_counter()
     test_images, test_labels = test_data
     test_labels = np.asarray(test_labels).reshape(-1)
-    plain = tricks.tta_logits(model, test_images, level=0)
-    tta = plain if recipe.tta_level == 0 else tricks.tta_logits(model, test_images, level=recipe.tta_level)
+    views = tricks.view_logits(model, test_images, level=recipe.tta_level)
+    plain, tta = views[0][1], sum(weight * logits for weight, logits in views)
     eval_seconds = time.perf_counter() - start
     history = {**history.history, "epoch_seconds": [timing.rows[e]["epoch_seconds"] for e in sorted(timing.rows)]}
     return Result(recipe, seed, model, history, train_seconds, setup_seconds,

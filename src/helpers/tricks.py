@@ -258,9 +258,22 @@ def tta_views(images, level: int = 2) -> list[tuple[float, object]]:
             (0.125, down_right), (0.125, tf.reverse(down_right, axis=[2]))]
 
 
-def tta_logits(model, images, level: int = 2, batch_size: int = 2000) -> np.ndarray:
+def view_logits(model, images, level: int = 2, batch_size: int = 2048) -> list[tuple[float, np.ndarray]]:
+    """(weight, ``model``'s outputs) for each view of ``tta_views``, in inference mode; the first view is the
+    images themselves (so its outputs are the scores without test-time augmentation).
+
+    All views of a chunk of images go through the network as one batch of ``batch_size``: one call per chunk."""
+    chunks = []
+    count = len(tta_views(images[:1], level))
+    step = max(1, batch_size // count)
+    for start in range(0, len(images), step):
+        views = [view for _, view in tta_views(images[start:start + step], level)]
+        outputs = keras.ops.convert_to_numpy(model.predict_on_batch(tf.concat(views, axis=0)))
+        chunks.append(np.split(outputs, count))
+    weights = [weight for weight, _ in tta_views(images[:1], level)]
+    return [(weight, np.concatenate([chunk[i] for chunk in chunks])) for i, weight in enumerate(weights)]
+
+
+def tta_logits(model, images, level: int = 2, batch_size: int = 2048) -> np.ndarray:
     """The weighted average of ``model``'s outputs over the views of ``tta_views`` (in inference mode)."""
-    total = 0.0
-    for weight, view in tta_views(images, level):
-        total = total + weight * model.predict(view, batch_size=batch_size, verbose=0)
-    return total
+    return sum(weight * logits for weight, logits in view_logits(model, images, level, batch_size))

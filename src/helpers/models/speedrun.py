@@ -11,6 +11,7 @@ scores are divided by 9. About 0.57 M parameters; 32×32 inputs are CIFAR-10's p
 import keras
 from keras import layers
 
+from helpers.layers import BatchNormalization
 from helpers.models._parts import check_top_options, features
 from helpers.models._registry import check_input_size, register
 from helpers.tricks import Bias, Dirac
@@ -27,7 +28,8 @@ def _conv(filters, dirac, name):
 
 
 def _norm(name, bn_momentum):
-    return layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, name=name)
+    # The course's batch norm: Keras's, computed by TensorFlow's fused kernel (faster on a CPU, same results).
+    return BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, name=name)
 
 
 def conv_group(x, filters, *, name, dirac=True, bn_momentum=0.4):
