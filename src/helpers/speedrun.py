@@ -95,10 +95,11 @@ def sample(data, n: int | None, seed: int = 0):
     return data[0][chosen], data[1][chosen]
 
 
-def init_whitening(model, images: np.ndarray, samples: int = 5000) -> np.ndarray:
-    """Compute the whitening kernel from the first ``samples`` training images, as the model's own
-    ``normalize`` layer sees them, set it into the layer ``whiten`` and return it."""
-    normalized = keras.ops.convert_to_numpy(model.get_layer("normalize")(np.asarray(images[:samples], "float32")))
+def init_whitening(model, images: np.ndarray, samples: int = 5000, seed: int = 0) -> np.ndarray:
+    """Compute the whitening kernel from ``samples`` training images drawn at random (the arrays may be sorted
+    by class), as the model's own ``normalize`` layer sees them, set it into the layer ``whiten`` and return it."""
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(images))[:samples])
+    normalized = keras.ops.convert_to_numpy(model.get_layer("normalize")(np.asarray(images[chosen], "float32")))
     kernel = tricks.whitening_kernel(normalized, size=model.get_layer("whiten").kernel.shape[0])
     model.get_layer("whiten").kernel.assign(kernel)
     return kernel
@@ -116,7 +117,7 @@ def build(recipe: Recipe, images: np.ndarray, seed: int = 0):
     model = models.build("speedrun", input_shape=images.shape[1:], num_classes=10, widths=tuple(recipe.widths),
                          whitening=recipe.whitening, dirac=recipe.dirac, classifier_activation=None)
     if recipe.whitening:
-        init_whitening(model, images)
+        init_whitening(model, images, seed=seed)
     steps_per_epoch = len(images) // recipe.batch_size
     total_steps = recipe.epochs * steps_per_epoch
     peak = recipe.keras_learning_rate
