@@ -2,7 +2,10 @@
 switch of ``Recipe`` so that the ablation can turn them off one at a time.
 
 The defaults are airbench's 93 % recipe (Jordan 2024, ``lib_airbench93.py``), translated from PyTorch's
-summed loss and SGD parameter groups to Keras's mean loss and one optimizer (``helpers.tricks.ScaledSGD``).
+summed loss and SGD parameter groups to Keras's mean loss and one optimizer (``helpers.tricks.ScaledSGD``), with
+one change: 14 epochs instead of 11. At 11 epochs the translation measured 93.00 % (seed 0, with TTA; the
+reference's mean over 50 runs is 93.00 %), so half of all runs would fall short of 93 %; three more epochs still
+fit well inside 30 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class Recipe:
     """Every setting of a run. Learning rate and weight decay are given per 1,024 examples and *decoupled*
     from momentum (the reference's convention): the step size stays the same when batch or momentum change."""
 
-    epochs: int = 11
+    epochs: int = 14  # the reference: 11
     batch_size: int = 1024
     lr: float = 11.5
     momentum: float = 0.85
