@@ -27,7 +27,7 @@ def keras_variant(name: str, images, seed: int):
     from helpers import speedrun
     from helpers.models import speedrun as net
 
-    recipe = speedrun.Recipe()
+    recipe = speedrun.Recipe(batch_size=len(images))
     if name == "keras_bn":
         original = net.BatchNormalization
         net.BatchNormalization = keras.layers.BatchNormalization
@@ -84,7 +84,7 @@ def pytorch_step(images, labels):
         loss = loss_fn(net(x) / 9, y)
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return loss.detach().item()
 
     return step, torch.get_num_threads()
 

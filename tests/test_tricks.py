@@ -210,6 +210,8 @@ def test_recipe_translates_the_reference_rates():
     assert speedrun.Recipe(batch_size=512).keras_learning_rate == pytest.approx(0.75)
     with pytest.raises(ValueError, match="schedule"):
         speedrun.Recipe(schedule=(0.2, 1.5, 0.0))
+    with pytest.raises(ValueError, match="larger than the 100 training images"):
+        speedrun.build(speedrun.Recipe(), np.zeros((100, 32, 32, 3), "uint8"))
     for label, changes in speedrun.ABLATION.items():  # every row is a valid recipe differing in one place
         assert len(changes) <= 1 and speedrun.Recipe(**changes), label
 

@@ -116,6 +116,8 @@ def build(recipe: Recipe, images: np.ndarray, seed: int = 0):
     """The compiled network for ``recipe`` (whitening computed from ``images``) and its callbacks."""
     from helpers import models, settings
 
+    if recipe.batch_size > len(images):
+        raise ValueError(f"batch_size ({recipe.batch_size}) is larger than the {len(images)} training images.")
     settings.seed_everything(seed)
     model = models.build("speedrun", input_shape=images.shape[1:], num_classes=10, widths=tuple(recipe.widths),
                          whitening=recipe.whitening, dirac=recipe.dirac, classifier_activation=None)
