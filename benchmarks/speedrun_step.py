@@ -25,31 +25,11 @@ def keras_variant(name: str, images, seed: int):
     import keras
 
     from helpers import speedrun
-    from helpers.models import speedrun as net
 
     recipe = speedrun.Recipe(batch_size=len(images))
-    if name == "keras_bn":
-        original = net.BatchNormalization
-        net.BatchNormalization = keras.layers.BatchNormalization
-        try:
-            model, _, _ = speedrun.build(recipe, images, seed)
-        finally:
-            net.BatchNormalization = original
-        return model
-    if name == "gelu_tanh":
-        original = keras.layers.Activation.__init__
-
-        def tanh_gelu(self, activation, **kwargs):
-            approx = (lambda x: keras.activations.gelu(x, approximate=True)) if activation == "gelu" else activation
-            original(self, approx, **kwargs)
-
-        keras.layers.Activation.__init__ = tanh_gelu
-        try:
-            model, _, _ = speedrun.build(recipe, images, seed)
-        finally:
-            keras.layers.Activation.__init__ = original
-        return model
-    model, _, _ = speedrun.build(recipe, images, seed)
+    options = {"keras_bn": {"fused_batch_norm": False},
+               "gelu_tanh": {"activation": lambda x: keras.activations.gelu(x, approximate=True)}}.get(name, {})
+    model, _, _ = speedrun.build(recipe, images, seed, **options)
     if name == "xla":
         model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=True)
     return model

@@ -186,7 +186,7 @@ def test_pipelines_split_normalise_and_batch():
 
 def test_validation_comes_from_train_and_never_overlaps_it():
     x_train, y_train = load_cifar10("train")
-    val_index, train_index = cifar._stratified(y_train, 5000, seed=0)
+    val_index, train_index = cifar.balanced_indices(y_train, 5000, seed=0)
     assert len(val_index) == 5000 and len(train_index) == 45_000
     assert not set(val_index) & set(train_index)
     assert np.bincount(y_train[val_index]).tolist() == [500] * 10

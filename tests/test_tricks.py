@@ -203,6 +203,32 @@ def test_speedrun_net_counts_by_hand():
         models.build("speedrun", input_shape=(32, 32, 3), num_classes=10, widths=(64, 128))
 
 
+def test_speedrun_net_options_for_the_step_benchmark_change_only_what_they_say():
+    """Keras's own batch norm gives the same network and outputs; GELU's tanh approximation differs only a little."""
+    def build(**options):
+        keras.utils.set_random_seed(0)
+        return models.build("speedrun", input_shape=(16, 16, 3), num_classes=10, widths=(8, 8, 8),
+                            classifier_activation=None, **options)
+
+    images = np.random.default_rng(0).uniform(0, 255, size=(4, 16, 16, 3)).astype("float32")
+    course, keras_bn = build(), build(fused_batch_norm=False)
+    tanh = build(activation=lambda x: keras.activations.gelu(x, approximate=True))
+    assert type(keras_bn.get_layer("group1_norm1")) is keras.layers.BatchNormalization
+    assert type(course.get_layer("group1_norm1")) is not keras.layers.BatchNormalization
+    assert [w.shape for w in keras_bn.weights] == [w.shape for w in course.weights]
+    keras_bn.set_weights(course.get_weights())
+    tanh.set_weights(course.get_weights())
+    reference = course(images, training=True).numpy()
+    assert np.allclose(keras_bn(images, training=True).numpy(), reference, rtol=1e-4, atol=1e-4)
+    difference = np.abs(tanh(images, training=True).numpy() - reference).max()
+    assert 0 < difference < 0.05 * np.abs(reference).max()
+
+
+def test_average_views_weights_each_view():
+    views = [(0.25, np.ones((2, 3))), (0.75, np.full((2, 3), 5.0))]
+    assert np.array_equal(tricks.average_views(views), np.full((2, 3), 4.0))
+
+
 def test_recipe_translates_the_reference_rates():
     recipe = speedrun.Recipe()
     assert recipe.keras_learning_rate == pytest.approx(1.5)  # 11.5 / (1 + 1/0.15) at batch 1024
@@ -229,10 +255,10 @@ def test_the_recipe_learns_cifar10_in_two_short_epochs(cifar10_arrays):
 def cifar10_arrays():
     """A class-balanced sample of the real CIFAR-10: 4,096 training and 1,000 test images."""
     from helpers.data import load_cifar10
-    from helpers.data.cifar import _stratified
+    from helpers.data.cifar import balanced_indices
 
     x, y = load_cifar10("train")
     x_test, y_test = load_cifar10("test")
-    train, _ = _stratified(y, 4096, seed=0)
-    test, _ = _stratified(y_test, 1000, seed=0)
+    train, _ = balanced_indices(y, 4096, seed=0)
+    test, _ = balanced_indices(y_test, 1000, seed=0)
     return (x[train], y[train]), (x_test[test], y_test[test])

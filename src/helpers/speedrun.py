@@ -90,11 +90,11 @@ ABLATION = {
 
 def sample(data, n: int | None, seed: int = 0):
     """A class-balanced random ``n`` of ``data`` = (images, labels) (QUICK runs); None keeps them all."""
-    from helpers.data.cifar import _stratified
+    from helpers.data.cifar import balanced_indices
 
     if n is None:
         return data
-    chosen, _ = _stratified(np.asarray(data[1]), n, seed)
+    chosen, _ = balanced_indices(np.asarray(data[1]), n, seed)
     return data[0][chosen], data[1][chosen]
 
 
@@ -112,15 +112,16 @@ def _bn_biases(model) -> list:
     return [layer.beta for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def build(recipe: Recipe, images: np.ndarray, seed: int = 0):
-    """The compiled network for ``recipe`` (whitening computed from ``images``) and its callbacks."""
+def build(recipe: Recipe, images: np.ndarray, seed: int = 0, **net_options):
+    """The compiled network for ``recipe`` (whitening computed from ``images``) and its callbacks;
+    ``net_options`` go to the network's builder (``helpers.models.speedrun.build_speedrun``)."""
     from helpers import models, settings
 
     if recipe.batch_size > len(images):
         raise ValueError(f"batch_size ({recipe.batch_size}) is larger than the {len(images)} training images.")
     settings.seed_everything(seed)
     model = models.build("speedrun", input_shape=images.shape[1:], num_classes=10, widths=tuple(recipe.widths),
-                         whitening=recipe.whitening, dirac=recipe.dirac, classifier_activation=None)
+                         whitening=recipe.whitening, dirac=recipe.dirac, classifier_activation=None, **net_options)
     if recipe.whitening:
         init_whitening(model, images, seed=seed)
     steps_per_epoch = len(images) // recipe.batch_size
@@ -165,7 +166,7 @@ def train(recipe: Recipe, train_data, test_data, *, seed: int = 0, verbose=None)
     test_images, test_labels = test_data
     test_labels = np.asarray(test_labels).reshape(-1)
     views = tricks.view_logits(model, test_images, level=recipe.tta_level)
-    plain, tta = views[0][1], sum(weight * logits for weight, logits in views)
+    plain, tta = views[0][1], tricks.average_views(views)
     eval_seconds = time.perf_counter() - start
     history = {**history.history, "epoch_seconds": [timing.rows[e]["epoch_seconds"] for e in sorted(timing.rows)]}
     return Result(recipe, seed, model, history, train_seconds, setup_seconds,

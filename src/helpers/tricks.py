@@ -274,6 +274,11 @@ def view_logits(model, images, level: int = 2, batch_size: int = 2048) -> list[t
     return [(weight, np.concatenate([chunk[i] for chunk in chunks])) for i, weight in enumerate(weights)]
 
 
+def average_views(views: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """The weighted average of ``view_logits``'s (weight, outputs) pairs (the weights add to 1)."""
+    return sum(weight * logits for weight, logits in views)
+
+
 def tta_logits(model, images, level: int = 2, batch_size: int = 2048) -> np.ndarray:
     """The weighted average of ``model``'s outputs over the views of ``tta_views`` (in inference mode)."""
-    return sum(weight * logits for weight, logits in view_logits(model, images, level, batch_size))
+    return average_views(view_logits(model, images, level, batch_size))

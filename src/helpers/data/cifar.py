@@ -215,7 +215,7 @@ def load_cifar10(split: str = "train", *, data_dir: Path | None = None) -> tuple
 # Arrays → tf.data pipelines
 
 
-def _stratified(labels: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def balanced_indices(labels: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-balanced random sample of ``n`` examples (the image-folder loader's), and of the rest."""
     everything = np.arange(len(labels))
     chosen, _ = balanced_sample(everything.tolist(), labels.tolist(), n, seed)
@@ -283,12 +283,12 @@ def cifar10(
     x_test, y_test, test_report = read_split(root / "test")
     if not 0 <= validation < len(y_train):
         raise ValueError(f"validation must be between 0 and {len(y_train) - 1} images, not {validation}.")
-    val_index, train_index = _stratified(y_train, validation, seed) if validation else (np.arange(0), None)
+    val_index, train_index = balanced_indices(y_train, validation, seed) if validation else (np.arange(0), None)
     if train_index is None:
         train_index = np.arange(len(y_train))
-    train_index = train_index[_stratified(y_train[train_index], train_samples, seed)[0]]
-    val_index = val_index[_stratified(y_train[val_index], val_samples, seed)[0]] if validation else val_index
-    test_index = _stratified(y_test, test_samples, seed)[0]
+    train_index = train_index[balanced_indices(y_train[train_index], train_samples, seed)[0]]
+    val_index = val_index[balanced_indices(y_train[val_index], val_samples, seed)[0]] if validation else val_index
+    test_index = balanced_indices(y_test, test_samples, seed)[0]
 
     x_fit, y_fit = x_train[train_index], y_train[train_index]
     mean = x_fit.mean(axis=0, dtype=np.float64).astype(np.float32) / 255.0  # the per-pixel mean of §4.2

@@ -27,26 +27,32 @@ def _conv(filters, dirac, name):
     return layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=init, name=name)
 
 
-def _norm(name, bn_momentum):
-    # The course's batch norm: Keras's, computed by TensorFlow's fused kernel (faster on a CPU, same results).
-    return BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, name=name)
+def _norm(name, bn_momentum, fused):
+    # The course's batch norm by default: Keras's, computed by TensorFlow's fused kernel (faster on a CPU, same
+    # results); fused=False gives Keras's own layer, for comparison.
+    layer = BatchNormalization if fused else layers.BatchNormalization
+    return layer(momentum=bn_momentum, epsilon=1e-12, scale=False, name=name)
 
 
-def conv_group(x, filters, *, name, dirac=True, bn_momentum=0.4):
+def conv_group(x, filters, *, name, dirac=True, bn_momentum=0.4, activation="gelu", fused_batch_norm=True):
     """conv → 2×2 max-pool → BN → GELU → conv → BN → GELU: VGG's block with BN (Ioffe & Szegedy 2015) placed
     after the pooling, where it costs a quarter as much."""
     x = _conv(filters, dirac, f"{name}_conv1")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-    x = layers.Activation("gelu", name=f"{name}_act1")(_norm(f"{name}_norm1", bn_momentum)(x))
-    x = _conv(filters, dirac, f"{name}_conv2")(x)
-    return layers.Activation("gelu", name=f"{name}_act2")(_norm(f"{name}_norm2", bn_momentum)(x))
+    x = _norm(f"{name}_norm1", bn_momentum, fused_batch_norm)(x)
+    x = _conv(filters, dirac, f"{name}_conv2")(layers.Activation(activation, name=f"{name}_act1")(x))
+    x = _norm(f"{name}_norm2", bn_momentum, fused_batch_norm)(x)
+    return layers.Activation(activation, name=f"{name}_act2")(x)
 
 
 @register("speedrun")
 def build_speedrun(*, input_shape, num_classes, widths=WIDTHS, whitening=True, dirac=True, bn_momentum=0.4,
-                   include_top=True, pooling=None, classifier_activation="softmax"):
+                   activation="gelu", fused_batch_norm=True, include_top=True, pooling=None,
+                   classifier_activation="softmax"):
     """The net with its options for the ablation: ``whitening=False`` makes the first layer an ordinary
     trainable 2×2 convolution of the same width, ``dirac=False`` initialises every convolution at random.
+    ``activation`` (any Keras activation) and ``fused_batch_norm=False`` (Keras's own layer) are there for
+    ``benchmarks/speedrun_step.py``'s comparisons.
 
     Call ``helpers.tricks.whitening_kernel`` on normalised training images and set it into the layer
     ``whiten`` (``helpers.speedrun.init_whitening`` does both) before training.
@@ -63,9 +69,10 @@ def build_speedrun(*, input_shape, num_classes, widths=WIDTHS, whitening=True, d
                              variance=[(255 * s) ** 2 for s in CIFAR10_STD][:channels], name="normalize")(inputs)
     x = layers.Conv2D(whiten_width, 2, use_bias=False, trainable=not whitening, name="whiten",
                       kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform"))(x)
-    x = layers.Activation("gelu", name="whiten_act")(Bias(name="whiten_bias")(x))
+    x = layers.Activation(activation, name="whiten_act")(Bias(name="whiten_bias")(x))
     for index, width in enumerate(widths, start=1):
-        x = conv_group(x, width, name=f"group{index}", dirac=dirac, bn_momentum=bn_momentum)
+        x = conv_group(x, width, name=f"group{index}", dirac=dirac, bn_momentum=bn_momentum, activation=activation,
+                       fused_batch_norm=fused_batch_norm)
     if not include_top:
         return keras.Model(inputs, features(x, pooling), name="speedrun")
     x = layers.GlobalMaxPooling2D(name="max_pool")(x)  # the reference's 3×3 max-pool of the 3×3 maps
