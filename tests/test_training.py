@@ -86,6 +86,17 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
 
 
+def test_timing_counts_every_step_of_a_multi_step_execution(monkeypatch):
+    clock = iter([0.0, 1.0, 3.0, 3.5])  # epoch begins, first execution ends, second ends, epoch ends
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    timing = training.Timing(batch_size=10)
+    timing.on_epoch_begin(0)
+    timing.on_train_batch_end(15)  # steps_per_execution=16: Keras calls back with each execution's last step
+    timing.on_train_batch_end(31)
+    timing.on_epoch_end(0)
+    assert timing.rows[0] == {"epoch_seconds": 3.5, "images_per_second": 16 * 10 / 2.0}
+
+
 def test_fit_learns_logs_and_reloads_best_model(mnist):
     (x, y), validation = mnist
     model, probe = small_model(), Probe()

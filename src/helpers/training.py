@@ -203,6 +203,8 @@ class Timing(keras.callbacks.Callback):
 
     Images per second count the training batches only, from the end of the epoch's first batch (which, in the
     first epoch, also traces the graph) to the end of its last: validation and checkpointing are left out.
+    With ``steps_per_execution`` > 1 Keras calls back once per execution with the index of its last step, so
+    steps are counted from that index, not from the calls.
     The figures stay out of Keras's progress line (where they would wrap it); ``fit`` adds them to the history
     and the CSV log afterwards and prints them once.
     """
@@ -213,18 +215,18 @@ class Timing(keras.callbacks.Callback):
         self.rows: dict[int, dict[str, float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps, self._first_end, self._last_end = time.perf_counter(), 0, None, None
+        self._start, self._first, self._last = time.perf_counter(), None, None
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        self._last_end = time.perf_counter()
-        if self._first_end is None:
-            self._first_end = self._last_end
+        self._last = (batch + 1, time.perf_counter())  # (steps done in this epoch, when)
+        if self._first is None:
+            self._first = self._last
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.rows[epoch] = {"epoch_seconds": time.perf_counter() - self._start}
-        if self.batch_size and self._steps > 1:
-            row["images_per_second"] = (self._steps - 1) * self.batch_size / (self._last_end - self._first_end)
+        if self.batch_size and self._first and self._last[0] > self._first[0]:
+            (first_steps, first_end), (last_steps, last_end) = self._first, self._last
+            row["images_per_second"] = (last_steps - first_steps) * self.batch_size / (last_end - first_end)
 
     def add_to(self, history, log_path: Path, verbose) -> None:
         """Put the timings into ``history.history`` and the CSV log's rows of these epochs; say them once."""
