@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = settings.run_config("lenet5", quick=False, epochs=args.epochs, batch_size=args.batch_size)
-    print(cfg)
+    print(f"{cfg.epochs} epochs of batch {cfg.batch_size}; variants {args.variants}; seeds {args.seeds}")
     train, validation, (x_test, y_test) = lenet.mnist_splits(cfg.train_samples, cfg.val_samples)
     rows = []
     for seed in args.seeds:

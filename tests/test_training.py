@@ -86,15 +86,25 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
 
 
-def test_timing_counts_every_step_of_a_multi_step_execution(monkeypatch):
-    clock = iter([0.0, 1.0, 3.0, 3.5])  # epoch begins, first execution ends, second ends, epoch ends
-    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
-    timing = training.Timing(batch_size=10)
+def _timed_epoch(call_ends, clock, batch_size=10):
+    """Feed Timing one epoch: Keras's step index at the end of each call into the graph, on a fake clock."""
+    timing = training.Timing(batch_size=batch_size)
+    timing.clock = iter(clock).__next__  # epoch begins, each call ends, epoch ends
     timing.on_epoch_begin(0)
-    timing.on_train_batch_end(15)  # steps_per_execution=16: Keras calls back with each execution's last step
-    timing.on_train_batch_end(31)
+    for step in call_ends:
+        timing.on_train_batch_end(step)
     timing.on_epoch_end(0)
-    assert timing.rows[0] == {"epoch_seconds": 3.5, "images_per_second": 16 * 10 / 2.0}
+    return timing.rows[0]
+
+
+def test_timing_counts_every_step_of_a_multi_step_execution():
+    # steps_per_execution=16, 40 steps: Keras calls back with 15, 31 and 47 (the last call ran 8 steps, not 16).
+    row = _timed_epoch([15, 31, 47], [0.0, 1.0, 3.0, 3.2, 3.5])
+    assert row == {"epoch_seconds": 3.5, "images_per_second": 16 * 10 / 2.0}  # the short last call left out
+    # One step per call (steps_per_execution=1), the last batch short: the same rule.
+    assert _timed_epoch([0, 1, 2, 3], [0.0, 1.0, 1.5, 2.0, 2.1, 2.2])["images_per_second"] == 2 * 10 / 1.0
+    assert _timed_epoch([15, 31], [0.0, 1.0, 3.0, 3.5])["images_per_second"] == 16 * 10 / 2.0  # two calls: to the end
+    assert _timed_epoch([15], [0.0, 1.0, 1.5]) == {"epoch_seconds": 1.5}  # one call: nothing to time between
 
 
 def test_fit_learns_logs_and_reloads_best_model(mnist):

@@ -201,13 +201,17 @@ def check_float32_outputs(model) -> None:
 class Timing(keras.callbacks.Callback):
     """Times each epoch: ``epoch_seconds`` (all of it) and training ``images_per_second``, per epoch in ``rows``.
 
-    Images per second count the training batches only, from the end of the epoch's first batch (which, in the
-    first epoch, also traces the graph) to the end of its last: validation and checkpointing are left out.
-    With ``steps_per_execution`` > 1 Keras calls back once per execution with the index of its last step, so
-    steps are counted from that index, not from the calls.
+    Images per second count the training steps only, from the end of the epoch's first call into the graph
+    (which, in the first epoch, also traces it) to the end of its last but one (the last may be a short batch,
+    or with ``steps_per_execution`` a short run of batches, which Keras reports as full): validation and
+    checkpointing are left out. An epoch with only two calls is timed to its end; one with a single call gets
+    no figure. Keras calls back with the index of each call's last step, so steps are counted from that index,
+    not from the calls.
     The figures stay out of Keras's progress line (where they would wrap it); ``fit`` adds them to the history
     and the CSV log afterwards and prints them once.
     """
+
+    clock = staticmethod(time.perf_counter)
 
     def __init__(self, batch_size: int | None = None):
         super().__init__()
@@ -215,17 +219,16 @@ class Timing(keras.callbacks.Callback):
         self.rows: dict[int, dict[str, float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._first, self._last = time.perf_counter(), None, None
+        self._start, self._ends = self.clock(), []
 
     def on_train_batch_end(self, batch, logs=None):
-        self._last = (batch + 1, time.perf_counter())  # (steps done in this epoch, when)
-        if self._first is None:
-            self._first = self._last
+        self._ends.append((batch + 1, self.clock()))  # (steps done in this epoch, when)
 
     def on_epoch_end(self, epoch, logs=None):
-        row = self.rows[epoch] = {"epoch_seconds": time.perf_counter() - self._start}
-        if self.batch_size and self._first and self._last[0] > self._first[0]:
-            (first_steps, first_end), (last_steps, last_end) = self._first, self._last
+        row = self.rows[epoch] = {"epoch_seconds": self.clock() - self._start}
+        if self.batch_size and len(self._ends) > 1:
+            last = self._ends[-2] if len(self._ends) > 2 else self._ends[-1]
+            (first_steps, first_end), (last_steps, last_end) = self._ends[0], last
             row["images_per_second"] = (last_steps - first_steps) * self.batch_size / (last_end - first_end)
 
     def add_to(self, history, log_path: Path, verbose) -> None:
