@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: the lenet5 profile's full mode")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
-    parser.add_argument("--weight-decay", type=float, default=0.2, help="AdamW's; 0 for plain Adam")
+    parser.add_argument("--weight-decay", type=float, default=lenet.WEIGHT_DECAY, help="AdamW's; 0 for plain Adam")
     args = parser.parse_args()
 
     cfg = settings.run_config("lenet5", quick=False, epochs=args.epochs, batch_size=args.batch_size)
