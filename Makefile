@@ -15,9 +15,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $(STAMP)
 
-# make run FULL=1 for the full-length course; NOTEBOOKS="01 03" for a subset.
+# make run MODE=cpu for results on a laptop CPU, MODE=full (or FULL=1) for the paper-scale course on a GPU;
+# NOTEBOOKS="01 03" for a subset.
+MODE ?= quick
 run: setup
-	$(PY) -m helpers.run_notebooks $(if $(FULL),--full) $(NOTEBOOKS)
+	$(PY) -m helpers.run_notebooks --mode $(if $(FULL),full,$(MODE)) $(NOTEBOOKS)
 
 test: setup
 	CNN_QUICK=1 CNN_NONINTERACTIVE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=600 $(PYTEST_ARGS)

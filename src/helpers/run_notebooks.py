@@ -1,7 +1,8 @@
 """Execute the course notebooks with papermill and print a summary table.
 
     python -m helpers.run_notebooks                 # every notebook, QUICK mode
-    python -m helpers.run_notebooks --full 01 03    # notebooks 01 and 03, full length
+    python -m helpers.run_notebooks --mode cpu 05   # notebook 05 in CPU mode (a result on a 2-core CPU)
+    python -m helpers.run_notebooks --full 01 03    # notebooks 01 and 03, full length (= --mode full)
 
 Executed copies go to ``build/notebooks`` (kept on failure, up to the failing cell). Exits non-zero when any
 notebook fails, naming it and the cell.
@@ -41,7 +42,7 @@ def find_notebooks(folder: Path, selection: list[str]) -> list[Path]:
 QUICK_CELL_TIMEOUT = 600  # seconds; a QUICK cell takes well under a minute, so only a hung kernel reaches it
 
 
-def run_one(notebook: Path, output: Path, quick: bool, cell_timeout: int | None = None) -> dict:
+def run_one(notebook: Path, output: Path, mode: str, cell_timeout: int | None = None) -> dict:
     """Execute one notebook; a cell running past ``cell_timeout`` seconds fails it (None: no limit)."""
     import papermill
 
@@ -52,7 +53,7 @@ def run_one(notebook: Path, output: Path, quick: bool, cell_timeout: int | None 
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters={"QUICK": quick}, cwd=str(notebook.parent),
+            str(notebook), str(output), parameters={"MODE": mode, "QUICK": mode == "quick"}, cwd=str(notebook.parent),
             progress_bar=False, log_output=False, execution_timeout=cell_timeout,
             # The kernel process logs its own start-up to this console (e.g. a warning that it talks to the
             # runner over local TCP); the notebook's outputs, warnings included, are not affected.
@@ -90,11 +91,13 @@ def main(argv=None) -> int:
     root = settings.repo_root() or Path.cwd()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", help="names, number prefixes or paths (default: all)")
-    parser.add_argument("--full", action="store_true", help="full-length runs instead of QUICK")
+    parser.add_argument("--mode", choices=settings.MODES, default="quick",
+                        help="quick (default: every code path, CI), cpu (a result on a 2-core CPU) or full (a GPU)")
+    parser.add_argument("--full", action="store_true", help="the same as --mode full")
     parser.add_argument("--notebooks-dir", type=Path, default=root / "notebooks")
     parser.add_argument("--out", type=Path, default=root / "build" / "notebooks")
     parser.add_argument("--cell-timeout", type=int, default=None,
-                        help=f"seconds a cell may run (default: {QUICK_CELL_TIMEOUT} in QUICK mode, none in full mode)")
+                        help=f"seconds a cell may run (default: {QUICK_CELL_TIMEOUT} in QUICK mode, none in the others)")
     args = parser.parse_args(argv)
 
     notebooks = find_notebooks(args.notebooks_dir, args.notebooks)
@@ -105,14 +108,15 @@ def main(argv=None) -> int:
     # The kernels inherit these: one line per epoch, and results written where this runner reads them.
     os.environ[settings.NONINTERACTIVE_ENV] = "1"
     os.environ.setdefault(settings.RESULTS_DIR_ENV, str(args.out.parent / "results"))
-    quick = not args.full
-    print(f"Running {len(notebooks)} notebook(s) in {'QUICK' if quick else 'FULL'} mode; "
+    mode = "full" if args.full else args.mode
+    quick = mode == "quick"
+    print(f"Running {len(notebooks)} notebook(s) in {mode} mode; "
           f"data from {settings.data_dir()}; executed copies in {args.out}", flush=True)
     rows = []
     for nb in notebooks:
         print(f"- {nb.stem} ...", flush=True)
         timeout = args.cell_timeout or (QUICK_CELL_TIMEOUT if quick else None)
-        rows.append(run_one(nb, args.out / nb.name, quick, cell_timeout=timeout))
+        rows.append(run_one(nb, args.out / nb.name, mode, cell_timeout=timeout))
         print(f"  {rows[-1]['status']} in {rows[-1]['seconds']} s", flush=True)
     print_table(rows)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))

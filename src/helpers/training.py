@@ -49,6 +49,7 @@ import keras
 import tensorflow as tf
 
 from helpers import settings
+from helpers.cpu import cpu_flags  # noqa: F401  (set_precision reads it; tests and benchmarks reach it here)
 
 # ---------------------------------------------------------------------------------------------------------
 # Distribution strategy
@@ -123,19 +124,6 @@ MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # matmuls on them). Not AVX512_BF16 alone: benchmarks/mixed_precision.py measured it 0.97× (slower) on such a CPU.
 # Arm's BF16 is unmeasured here, so it keeps float32 too.
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
-
-
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags as Linux reports them; empty where /proc/cpuinfo does not exist."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):  # x86 / Arm
-            return frozenset(value.split())
-    return frozenset()
 
 
 def accelerator() -> str:
