@@ -232,6 +232,9 @@ def main():
     jobs = [{"kind": "peak", "framework": f} for f in ("tf", "torch")]
     jobs += [{"kind": "train", "network": n, "variant": v} for n in args.networks for v in args.variants]
     results = {json.dumps(job): [] for job in jobs}
+    import helpers.cpu
+
+    print(helpers.cpu.header())
     print(f"{os.cpu_count()} CPU cores; batch {args.batch_size}; {args.rounds} rounds of {len(jobs)} fresh "
           f"processes, {args.seconds:g} s of timed training each", flush=True)
     for round_ in range(args.rounds):

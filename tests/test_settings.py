@@ -116,6 +116,10 @@ def test_every_way_to_ask_for_a_mode_gives_identical_parameters(path, monkeypatc
     source = parameters_cell(nbformat.read(path, as_version=4)).source
     assert source.splitlines()[0].startswith(DEFAULT_LINE)
     assert source.splitlines()[1].startswith("QUICK = None")
+    from papermill.translators import PythonTranslator  # papermill must read both, or it warns and injects blind
+
+    names = [p.name for p in PythonTranslator.inspect(parameters_cell(nbformat.read(path, as_version=4)))]
+    assert {"MODE", "QUICK"} <= set(names)
     monkeypatch.delenv("CNN_QUICK", raising=False)
 
     def mode_of(namespace):
@@ -193,3 +197,14 @@ def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_impossible_sizes_fail_at_once(size, value):
     with pytest.raises(ValueError, match=size.upper()):
         settings.run_config("comparison", mode="full", **{size: value})
+
+
+def test_each_notebook_says_its_mode_what_it_trains_and_its_recorded_time():
+    line = settings.run_config("resnet_degradation", mode="cpu").describe()
+    assert line.startswith("Mode 'cpu': 5 epoch(s) on 10,000 training images at 32 px, batch 128.")
+    assert "The whole notebook in this mode: not yet recorded" in line
+    assert "3 epoch(s) on all training images" in settings.run_config("cnn_basics", mode="full").describe()
+    assert "2 minutes per network" in settings.run_config("comparison", mode="cpu").describe()
+    assert "whole notebook" not in settings.run_config("resnet_cifar10", mode="cpu").describe()  # 05's second line
+    for profile, times in settings.MEASURED.items():
+        assert profile in settings.PROFILES and set(times) <= set(settings.MODES)

@@ -40,6 +40,8 @@ def find_notebooks(folder: Path, selection: list[str]) -> list[Path]:
 
 
 QUICK_CELL_TIMEOUT = 600  # seconds; a QUICK cell takes well under a minute, so only a hung kernel reaches it
+QUICK_BUDGET = 90  # seconds a notebook, kernel start included; the table marks a QUICK run past it (a shared
+# machine can be slow, so it is reported, not failed)
 
 
 def run_one(notebook: Path, output: Path, mode: str, cell_timeout: int | None = None) -> dict:
@@ -74,7 +76,7 @@ def run_one(notebook: Path, output: Path, mode: str, cell_timeout: int | None = 
     return row
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], mode: str = "quick") -> None:
     headers = ["notebook", "status", "seconds", "headline"]
     widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
@@ -82,6 +84,9 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         print("  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths)))
     print(f"total {sum(r['seconds'] for r in rows):.1f} s")
+    over = [r["notebook"] for r in rows if mode == "quick" and r["seconds"] > QUICK_BUDGET]
+    if over:
+        print(f"over the QUICK budget of {QUICK_BUDGET} s: {', '.join(over)}")
     for r in rows:
         if r["error"]:
             print(f"\n{r['notebook']} failed at {r['error']}")
@@ -118,7 +123,7 @@ def main(argv=None) -> int:
         timeout = args.cell_timeout or (QUICK_CELL_TIMEOUT if quick else None)
         rows.append(run_one(nb, args.out / nb.name, mode, cell_timeout=timeout))
         print(f"  {rows[-1]['status']} in {rows[-1]['seconds']} s", flush=True)
-    print_table(rows)
+    print_table(rows, mode)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

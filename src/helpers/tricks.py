@@ -2,7 +2,7 @@
 in 3.29 seconds"), one small piece each, written for reading. Notebook 08 adds them one at a time.
 
 - ``whitening_kernel``: a frozen first convolution that decorrelates 2×2 patches (PCA whitening), from NumPy.
-- ``Dirac``: identity initialisation of a convolution (a residual connection without the addition).
+- ``Dirac``: identity initialisation of a convolution (it starts by passing its input through).
 - ``Bias``: a trainable per-channel offset, for a convolution whose kernel is frozen.
 - ``triangle``: warm-up then linear decay of the learning rate, by step.
 - ``ScaledSGD``: Nesterov SGD with weight decay in the gradient, a larger learning rate for chosen variables
@@ -52,9 +52,9 @@ class Dirac(keras.initializers.Initializer):
     """Identity initialisation: output channel i copies input channel i (for i < input channels); the other
     output channels keep PyTorch's default uniform initialisation (±1/√fan_in).
 
-    A "same"-padded convolution initialised so passes its input through unchanged at the start: the implicit
-    residual connection that lets a plain VGG-style stack train as easily as a ResNet (He et al. 2016's lesson,
-    without the addition)."""
+    A "same"-padded convolution initialised so passes its input through unchanged at the start, as a residual
+    block whose F starts at zero would; airbench and hlb-CIFAR10 use it in a plain VGG-style stack instead of
+    residual connections."""
 
     def __init__(self, seed=None):
         self.seed = seed
