@@ -185,11 +185,26 @@ def test_pipelines_split_normalise_and_batch():
 
 
 def test_validation_comes_from_train_and_never_overlaps_it():
+    """The split cifar10() makes, read back from its own pipelines: 45,000 + 5,000 of the training images, each
+    once, none in both; the validation images stratified."""
+    import collections
+
     x_train, y_train = load_cifar10("train")
-    val_index, train_index = cifar.balanced_indices(y_train, 5000, seed=0)
-    assert len(val_index) == 5000 and len(train_index) == 45_000
-    assert not set(val_index) & set(train_index)
-    assert np.bincount(y_train[val_index]).tolist() == [500] * 10
+    data = cifar10(batch_size=1000, augment=False, seed=0)
+
+    def images_of(pipeline):  # back to the stored uint8 pixels, as bytes, one per image
+        out = collections.Counter()
+        for images, labels in pipeline:
+            pixels = np.rint(data.display(images.numpy()) * 255).astype(np.uint8)
+            out.update(p.tobytes() + bytes([int(label)]) for p, label in zip(pixels, labels.numpy()))
+        return out
+
+    train, val = images_of(data.train), images_of(data.val)
+    assert sum(train.values()) == data.train_count == 45_000 and sum(val.values()) == data.val_count == 5000
+    everything = collections.Counter(p.tobytes() + bytes([int(label)]) for p, label in zip(x_train, y_train))
+    assert train + val == everything  # every training image exactly once across the two (duplicates counted)
+    assert all(everything[k] > 1 for k in set(train) & set(val))  # in both only if stored twice in the files
+    assert np.bincount([k[-1] for k in val.elements()], minlength=10).tolist() == [500] * 10
 
 
 def test_every_image_of_a_batch_gets_its_own_crop_and_flip():

@@ -173,3 +173,50 @@ def test_a_broken_archive_is_removed_with_a_clear_error(tmp_path):
         ensure_cats_and_dogs(tmp_path)
     assert not (tmp_path / "cats_and_dogs_filtered.zip").exists()
     assert not (tmp_path / "cats_and_dogs_filtered").exists()
+
+
+def test_a_read_only_cache_gets_a_clear_message_and_no_scratch_file(messy_folder, tmp_path, monkeypatch):
+    """WebP files need a PNG copy in the cache: where it cannot be written, the error says where and what to do."""
+    from helpers.data.images import as_png
+
+    cache = tmp_path / "cache"
+    (cache / "converted-images").mkdir(parents=True)
+    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(cache))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("helpers.files.tempfile.mkstemp", refuse)  # as a read-only folder does, even for root
+    with pytest.raises(OSError, match="writable folder") as caught:
+        as_png(messy_folder / "cats" / "web.webp")
+    assert settings.CACHE_DIR_ENV in str(caught.value) and "web.webp" in str(caught.value)
+    assert list((cache / "converted-images").iterdir()) == []
+
+
+def test_a_webp_that_pil_cannot_read_is_skipped_and_reported(messy_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    victim = tmp_path / "train"
+    shutil.copytree(messy_folder, victim)
+    scan_image_folder(victim)  # the check finds a convertible WebP and records it (and makes its copy)
+    shutil.rmtree(tmp_path / "cache" / "converted-images")  # the copy is gone, so the next scan converts again
+
+    def broken_open(*args, **kwargs):  # what a file replaced by garbage after the check looks like to PIL
+        raise OSError("cannot identify image file")
+
+    monkeypatch.setattr("PIL.Image.open", broken_open)
+    paths, _, report = scan_image_folder(victim)
+    reasons = dict(report.skipped)
+    assert "cats/web.webp" in reasons and "PIL could not read it" in reasons["cats/web.webp"]
+    assert "cats/web.webp" not in dict(report.converted)
+    assert not any("converted-images" in p for p in paths)
+    assert list((tmp_path / "cache").rglob("*.part")) == []  # no scratch file left behind
+
+
+def test_asking_for_more_images_than_there_are_says_so(messy_folder, capsys):
+    data = image_folder(messy_folder, image_size=16, batch_size=4, validation_fraction=0.25, train_samples=500,
+                        seed=0, cache=False)
+    assert data.train_count < 500
+    assert f"train_samples=500 asks for more than the {data.train_count} images there" in capsys.readouterr().out
+    image_folder(messy_folder, image_size=16, batch_size=4, validation_fraction=0.25, train_samples=4, seed=0,
+                 cache=False)
+    assert "asks for more" not in capsys.readouterr().out

@@ -59,9 +59,21 @@ def test_every_contender_trains_alike(small_cifar):
         assert (type(optimizer), optimizer.momentum, optimizer.nesterov) == (keras.optimizers.SGD, 0.9, True)
     assert {type(row["model"].loss).__name__ for row in rows} == {"SparseSmoothedCrossentropy"}
     assert {row["model"].loss.label_smoothing for row in rows} == {0.1}
+    _, test_labels = zip(*((x, y) for x, y in small_cifar.test.as_numpy_iterator()))
+    test_labels = np.concatenate(test_labels)
     for row in rows:
         assert len(row["test"]) == small_cifar.test_count == 200  # scored on the whole test subset
-        assert row["train_minutes"] >= 0.01 and row["images_per_second"] > 0 and 0 <= row["test_accuracy"] <= 1
+        np.testing.assert_array_equal(row["test"].labels, test_labels)  # the test images, in order, once each
+        # The row's accuracy is the trained model's on those images, recomputed here from its own predictions.
+        again = row["model"].predict(np.asarray(row["test"].images), verbose=0).argmax(axis=1)
+        assert row["test_accuracy"] == pytest.approx(float((again == test_labels).mean()), abs=0.011)
+        # On the clock: the budget was spent (0.6 s), and the epochs seen are whole steps of 32 images, as many
+        # as the quarter-pass "epochs" in the history hold (the last one may be cut short by the clock).
+        assert row["train_minutes"] >= 0.01
+        steps = row["epochs_seen"] * small_cifar.train_count / 32
+        chunk, epochs = max(1, -(-small_cifar.train_count // 32) // 4), len(row["history"].history["loss"])
+        assert steps == pytest.approx(round(steps)) and (epochs - 1) * chunk < round(steps) <= epochs * chunk
+        assert 0 < row["images_per_second"] < 1e6
     with pytest.raises(ValueError, match="either epochs"):
         race.train(race.CONTENDERS[0], small_cifar, recipes.SHORT, batch_size=32)
 

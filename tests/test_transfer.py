@@ -122,5 +122,10 @@ def test_holdout_comes_from_the_training_folder():
     assert data.val_count == sum(data.val_report.counts.values())
     labels = np.concatenate([y.numpy() for _, y in data.holdout])
     assert len(labels) == data.holdout_count and abs(labels.mean() - 0.5) < 0.01  # stratified: half of each
+    assert data.holdout_split == data.holdout_count and "split off" not in str(data)
+    # QUICK's val_samples cuts the held-out images too, and the description says so.
+    cut = cats_and_dogs(image_size=16, batch_size=50, holdout=0.2, val_samples=64, seed=0, cache=False)
+    assert cut.holdout_count == 64 and cut.holdout_split == data.holdout_split
+    assert f"of {data.holdout_split} split off; val_samples keeps 64" in str(cut)
     with pytest.raises(ValueError, match="holdout must be a fraction"):
         cats_and_dogs(image_size=16, batch_size=50, holdout=1.5)

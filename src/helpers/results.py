@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 
 from helpers import settings
+from helpers.files import written_whole
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +34,8 @@ def record(notebook: str, headline: str, **metrics) -> Recorded:
             raise ValueError(f"metric {name} is {value}; a run that produced it has failed.")
     entry = {"notebook": notebook, "headline": headline, "time": time.time(), "metrics": metrics}
     folder = settings.results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with written_whole(folder / f"{notebook}.json", "w") as f:
         json.dump(entry, f, indent=2, default=float)
-    os.replace(tmp, folder / f"{notebook}.json")
     return Recorded(entry, str(folder / f"{notebook}.json"))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from helpers import settings
 from helpers.data.download import DatasetUnavailableError, fetch
 from helpers.data.images import FolderReport, balanced_sample
+from helpers.files import written_whole
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -191,16 +192,10 @@ def read_split(folder: Path | str, workers: int = 4) -> tuple[np.ndarray, np.nda
 def _save_cache(path: Path, **arrays) -> None:
     """Write the arrays beside ``path`` and rename: a reader never sees half a cache file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    except OSError:
-        return  # a read-only cache folder only costs decoding again next time
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with written_whole(path) as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass  # a read-only (or full) cache folder only costs decoding again next time
 
 
 def load_cifar10(split: str = "train", *, data_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -215,10 +210,11 @@ def load_cifar10(split: str = "train", *, data_dir: Path | None = None) -> tuple
 # Arrays → tf.data pipelines
 
 
-def balanced_indices(labels: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def balanced_indices(labels: np.ndarray, n: int | None, seed: int,
+                     what: str = "the sample count") -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-balanced random sample of ``n`` examples (the image-folder loader's), and of the rest."""
     everything = np.arange(len(labels))
-    chosen, _ = balanced_sample(everything.tolist(), labels.tolist(), n, seed)
+    chosen, _ = balanced_sample(everything.tolist(), labels.tolist(), n, seed, what)
     chosen = np.array(chosen, dtype=np.int64)
     return chosen, np.setdiff1d(everything, chosen)
 
@@ -286,9 +282,10 @@ def cifar10(
     val_index, train_index = balanced_indices(y_train, validation, seed) if validation else (np.arange(0), None)
     if train_index is None:
         train_index = np.arange(len(y_train))
-    train_index = train_index[balanced_indices(y_train[train_index], train_samples, seed)[0]]
-    val_index = val_index[balanced_indices(y_train[val_index], val_samples, seed)[0]] if validation else val_index
-    test_index = balanced_indices(y_test, test_samples, seed)[0]
+    train_index = train_index[balanced_indices(y_train[train_index], train_samples, seed, "train_samples")[0]]
+    val_index = (val_index[balanced_indices(y_train[val_index], val_samples, seed, "val_samples")[0]] if validation
+                 else val_index)
+    test_index = balanced_indices(y_test, test_samples, seed, "test_samples")[0]
 
     x_fit, y_fit = x_train[train_index], y_train[train_index]
     mean = x_fit.mean(axis=0, dtype=np.float64).astype(np.float32) / 255.0  # the per-pixel mean of §4.2

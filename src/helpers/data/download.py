@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from helpers import settings
+from helpers.files import written_whole
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -23,15 +25,9 @@ def md5_of(path: Path) -> str:
 
 
 def _download(url: str, target: Path, timeout: float) -> None:
-    # Write next to the target, then rename: an interrupted download never sits under the real name.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, out)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # An interrupted download never sits under the real name.
+    with written_whole(target) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        shutil.copyfileobj(response, out)
 
 
 def fetch(filename: str, urls: list[str], folder: Path, md5: str | None = None, timeout: float = 60.0) -> Path:
@@ -70,6 +66,6 @@ def fetch(filename: str, urls: list[str], folder: Path, md5: str | None = None, 
         f"{filename} {state} in {folder} and could not be downloaded.\n"
         f"Download it from {urls[0]}"
         + (f" (or a mirror: {', '.join(urls[1:])})" if len(urls) > 1 else "")
-        + f" and put it in {folder}/, or set CNN_DATA_DIR to a folder that holds it."
+        + f" and put it in {folder}/, or set {settings.DATA_DIR_ENV} to a folder that holds it."
         + ("\nAttempts:\n  " + "\n  ".join(errors) if errors else "")
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from helpers import settings
 from helpers.data.download import DatasetUnavailableError, fetch
+from helpers.files import written_whole
 
 CATS_AND_DOGS_URLS = [
     "https://download.mlcc.google.com/mledu-datasets/cats_and_dogs_filtered.zip",
@@ -101,14 +102,25 @@ def as_png(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
     target = settings.cache_dir() / "converted-images" / f"{key}.png"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".png")
-        os.close(fd)
+    if target.is_file():
+        return target
+    try:
         with Image.open(path) as im:
-            im.convert("RGB").save(tmp, format="PNG")
-        os.replace(tmp, target)
+            rgb = im.convert("RGB")
+    except Exception as e:  # PIL raises many kinds; the caller skips the file and reports why
+        raise ImageConversionError(f"PIL could not read it ({type(e).__name__}: {e})") from e
+    try:
+        with written_whole(target) as f:
+            rgb.save(f, format="PNG")
+    except OSError as e:
+        raise OSError(f"cannot write the PNG copy of {path} into {target.parent} ({e}). WebP images are read "
+                      f"through a PNG copy in the cache folder: point {settings.CACHE_DIR_ENV} at a writable "
+                      "folder.") from e
     return target
+
+
+class ImageConversionError(ValueError):
+    """An image that looked convertible when checked could not be converted (it changed, or PIL failed)."""
 
 
 def _manifest_path(root: Path) -> Path:
@@ -125,11 +137,8 @@ def _load_manifest(path: Path) -> dict:
 
 def _save_manifest(path: Path, manifest: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with written_whole(path, "w") as f:
             json.dump(manifest, f)
-        os.replace(tmp, path)
     except OSError:
         pass  # read-only cache: checks are simply redone next time
 
@@ -177,7 +186,12 @@ def scan_image_folder(root: Path | str, workers: int = 8) -> tuple[list[str], li
         if status == "converted":
             report.converted.append((rel, reason))
             if reason == WEBP_REASON:
-                path = as_png(path)
+                try:
+                    path = as_png(path)
+                except ImageConversionError as e:
+                    report.converted.pop()
+                    report.skipped.append((rel, f"WebP, but {e}"))
+                    continue
         paths.append(str(path))
         labels.append(label)
         report.counts[class_dirs[label].name] += 1
@@ -186,12 +200,15 @@ def scan_image_folder(root: Path | str, workers: int = 8) -> tuple[list[str], li
     return paths, labels, report
 
 
-def balanced_sample(paths: list, labels: list[int], n: int | None, seed: int) -> tuple[list, list[int]]:
-    """A class-balanced random subset of n examples (all of them when n is None or too large)."""
+def balanced_sample(paths: list, labels: list[int], n: int | None, seed: int,
+                    what: str = "the sample count") -> tuple[list, list[int]]:
+    """A class-balanced random subset of n examples (all of them when n is None; too large a count says so)."""
+    if n is not None and n < 1:
+        raise ValueError(f"{what} must be at least 1, not {n}.")
     if n is None or n >= len(paths):
+        if n is not None and n > len(paths):
+            print(f"{what}={n:,} asks for more than the {len(paths):,} images there: all {len(paths):,} are used.")
         return paths, labels
-    if n < 1:
-        raise ValueError(f"sample count must be at least 1, not {n}.")
     rng = random.Random(seed)
     order = list(range(len(paths)))
     rng.shuffle(order)
@@ -270,9 +287,12 @@ class ImageData:
     val_report: FolderReport | None
     holdout: object | None = None  # images split from the training folder to make choices on (``holdout=``)
     holdout_count: int = 0
+    holdout_split: int = 0  # how many were split off; more than holdout_count when val_samples cut them
 
     def __str__(self) -> str:
         held = f" / {self.holdout_count} held out from training" if self.holdout_count else ""
+        if self.holdout_split > self.holdout_count:
+            held += f" (of {self.holdout_split} split off; val_samples keeps {self.holdout_count})"
         lines = [f"classes: {self.class_names}; {self.train_count} training{held} / {self.val_count} validation "
                  "images", str(self.train_report)]
         if self.val_report is not None:
@@ -297,7 +317,8 @@ def image_folder(
     """Pipelines for ``train_root/<class>/…``; validation from ``val_root`` or a stratified split of train.
 
     ``holdout`` (with ``val_root``): the fraction of the training images split off (stratified) into
-    ``ImageData.holdout``, for choices that must not be made on the validation images.
+    ``ImageData.holdout``, for choices that must not be made on the validation images. ``val_samples`` cuts the
+    held-out images to the same count (QUICK runs), and the data's description says so.
     """
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8 pixels, not {image_size}.")
@@ -320,14 +341,16 @@ def image_folder(
             raise ValueError("holdout= splits the training folder beside a separate validation folder (val_root=); "
                              "without one, validation_fraction= already splits it.")
         paths, labels, held_paths, held_labels = _split(paths, labels, holdout, seed)
-    paths, labels = balanced_sample(paths, labels, train_samples, seed)
-    val_paths, val_labels = balanced_sample(val_paths, val_labels, val_samples, seed)
+    paths, labels = balanced_sample(paths, labels, train_samples, seed, "train_samples")
+    val_paths, val_labels = balanced_sample(val_paths, val_labels, val_samples, seed, "val_samples")
     common = dict(image_size=image_size, batch_size=batch_size, cache=cache, seed=seed)
-    if holdout:
+    held_total = len(held_paths)
+    if holdout and val_samples is not None and val_samples < held_total:  # QUICK: score choices on fewer, too
         held_paths, held_labels = balanced_sample(held_paths, held_labels, val_samples, seed)
     return ImageData(
         holdout=make_dataset(held_paths, held_labels, training=False, **common) if holdout else None,
         holdout_count=len(held_paths),
+        holdout_split=held_total,
         train=make_dataset(paths, labels, training=True, augment=augment, **common),
         val=make_dataset(val_paths, val_labels, training=False, **common),
         class_names=train_report.class_names,

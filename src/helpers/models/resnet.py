@@ -46,7 +46,8 @@ def _conv_bn(x, filters, kernel_size, strides, name, *, relu=True, zero_gamma=Fa
     """Bias-free convolution → batch norm (→ ReLU), the unit every ResNet layer is made of."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    # Keras's BN defaults (momentum 0.99, ε 1e-3) differ from the paper's Torch/Caffe ones; these match them.
+    # Keras's BN defaults (momentum 0.99, ε 1e-3) are not the ResNet ports'; these are Torch's and torchvision's
+    # (momentum 0.1 in their convention, ε 1e-5).
     x = BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones",
                            name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
@@ -135,7 +136,7 @@ def build_resnet(*, input_shape, num_classes, family, block, blocks, plain, shor
     scale = lambda channels: scaled(channels, width)  # noqa: E731
     inputs = keras.Input(input_shape, name="image")
     if imagenet_stem:
-        # Padding 3 and 1 on every side, as the paper's Torch code, torchvision and keras.applications pad:
+        # Padding 3 and 1 on every side, as fb.resnet.torch, torchvision and keras.applications pad:
         # "same" would pad 2 before and 3 after, shifting every sample by a pixel (published weights expect this).
         x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
         x = _conv_bn(x, scale(64), 7, 2, "stem", padding="valid")
