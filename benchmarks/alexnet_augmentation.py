@@ -1,7 +1,7 @@
 """AlexNet's augmentation, per batch (Keras's RandomCrop + RandomFlip) ÷ per image (the course's RandomCropFlip).
 
 Keras's ``RandomCrop`` draws one offset per call, so mapped over batches every image of a batch gets the same
-crop; ``helpers.layers.RandomCropFlip`` draws an offset and a flip for each image with two gathers (the flip
+crop; ``helpers.data.augment.RandomCropFlip`` draws an offset and a flip for each image with two gathers (the flip
 reads the columns backwards). Does that cost pipeline speed? Both read the same Dogs vs. Cats pipeline
 (``--images`` training images loaded at 110 px, cached in memory, batch 32) and cut 96-px crops; each timed call
 iterates one whole epoch of the pipeline (no model: the augmentation is all that differs). The calls alternate
@@ -21,14 +21,14 @@ def main():
     import keras
 
     import helpers.data
-    import helpers.layers
+    import helpers.data.augment
     import helpers.measure
     from helpers.data.augment import load_size
 
     crop = 96
     variants = {
         "per batch (Keras)": keras.Sequential([keras.layers.RandomCrop(crop, crop), keras.layers.RandomFlip("horizontal")]),
-        "per image (course)": keras.Sequential([helpers.layers.RandomCropFlip(crop, crop)]),
+        "per image (course)": keras.Sequential([helpers.data.augment.RandomCropFlip(crop, crop)]),
     }
     pipelines = {name: helpers.data.cats_and_dogs(image_size=load_size(crop), batch_size=32,
                                                   train_samples=args.images, val_samples=32, augment=augment, seed=0)

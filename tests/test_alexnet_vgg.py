@@ -13,7 +13,8 @@ import pytest
 import helpers.analysis
 import helpers.gradcam
 import helpers.models
-from helpers.layers import LocalResponseNormalization, PCAColorJitter
+from helpers.data.augment import PCAColorJitter
+from helpers.layers import LocalResponseNormalization
 from helpers.data import augment
 from helpers.models import alexnet
 

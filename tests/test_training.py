@@ -19,6 +19,7 @@ import helpers.data
 import helpers.models
 import helpers.layers
 import helpers.training as training
+from helpers import recipes
 
 BATCH = 64
 
@@ -234,7 +235,7 @@ def test_backup_of_another_configuration_is_not_resumed(mnist, capsys):
 
     def compiled(epochs):
         model = small_model()
-        schedule = training.cosine_decay(0.05, epochs=epochs, train_count=len(x), batch_size=BATCH)
+        schedule = recipes.cosine_decay(0.05, epochs=epochs, train_count=len(x), batch_size=BATCH)
         model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
         return model
 
@@ -389,17 +390,17 @@ def test_every_builder_keeps_float32_outputs_for_mixed_precision(name, shape):
 
 
 def test_cosine_decay_reaches_zero_at_the_last_step():
-    schedule = training.cosine_decay(1e-3, epochs=3, train_count=100, batch_size=32)  # 4 steps an epoch
+    schedule = recipes.cosine_decay(1e-3, epochs=3, train_count=100, batch_size=32)  # 4 steps an epoch
     assert float(schedule(0)) == pytest.approx(1e-3)
     assert float(schedule(6)) == pytest.approx(5e-4)
     assert float(schedule(12)) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="at least 1"):
-        training.cosine_decay(1e-3, epochs=0, train_count=100, batch_size=32)
+        recipes.cosine_decay(1e-3, epochs=0, train_count=100, batch_size=32)
 
 
 def test_l2_weight_decay_adds_rate_times_w_to_each_kernel_gradient():
     model = helpers.models.build("resnet20", input_shape=(32, 32, 3), num_classes=10)
-    assert training.l2_weight_decay(model, 1e-4) == 20  # 19 convolutions and the classifier
+    assert recipes.l2_weight_decay(model, 1e-4) == 20  # 19 convolutions and the classifier
     kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
     assert len(kernels) == len(model.losses) == 20  # batch-norm γ, β and the bias are not decayed
     with tf.GradientTape() as tape:
@@ -409,10 +410,10 @@ def test_l2_weight_decay_adds_rate_times_w_to_each_kernel_gradient():
     gradients = tape.gradient(penalty, kernels)
     for kernel, gradient in zip(kernels, gradients):
         np.testing.assert_allclose(gradient.numpy(), 1e-4 * kernel.numpy(), rtol=1e-5, atol=1e-12)
-    training.l2_weight_decay(model, 0)
+    recipes.l2_weight_decay(model, 0)
     assert model.losses == []
     with pytest.raises(ValueError, match="at least 0"):
-        training.l2_weight_decay(model, -1)
+        recipes.l2_weight_decay(model, -1)
 
 
 def test_fingerprint_ignores_the_names_keras_numbers_per_session():

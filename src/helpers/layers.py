@@ -1,4 +1,9 @@
-"""Paper-specific pieces as small Keras layers (LRN now; LeNet-5's pieces join them here)."""
+"""The papers' own layers that Keras lacks: AlexNet's LRN, LeNet-5's squashing, subsampling, sparse C3 and RBF
+output (with its loss and accuracy), ResNet's zero-padding shortcut, and the fused batch norm the course trains with.
+
+The augmentation layers (random crops and flips, PCA colour jitter) live with the rest of the input pipeline, in
+``helpers.data.augment``.
+"""
 
 import keras
 import numpy as np
@@ -34,98 +39,6 @@ class LocalResponseNormalization(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
                 "alpha": self.alpha, "beta": self.beta}
-
-
-@keras.saving.register_keras_serializable(package="helpers")
-class PCAColorJitter(keras.layers.Layer):
-    """AlexNet's "fancy PCA" colour augmentation (Krizhevsky et al. 2012, §4.1).
-
-    To every pixel of a training image add [p1 p2 p3]·[α1λ1, α2λ2, α3λ3]ᵀ, where p_i and λ_i are the
-    eigenvectors and eigenvalues of the 3×3 covariance of RGB pixel values over the training set and
-    α_i ~ N(0, 0.1) is drawn once per image (per presentation). It changes the intensity and colour of the
-    lighting, not the object. Call ``adapt(training_images)`` first (as with keras.layers.Normalization);
-    the layer is the identity at inference. Pixel values are not clipped, as in the paper.
-    """
-
-    def __init__(self, stddev=0.1, eigenvalues=None, eigenvectors=None, **kwargs):
-        super().__init__(**kwargs)
-        if stddev < 0:
-            raise ValueError(f"stddev must be non-negative, not {stddev}.")
-        self.stddev = float(stddev)
-        self.eigenvalues = None if eigenvalues is None else np.asarray(eigenvalues, np.float32).reshape(3)
-        self.eigenvectors = None if eigenvectors is None else np.asarray(eigenvectors, np.float32).reshape(3, 3)
-        self.mean = None
-
-    def adapt(self, data):
-        """Fit p_i, λ_i to RGB images: an array (N, H, W, 3) or a tf.data set of images or (images, labels)."""
-        total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
-        batches = [data] if isinstance(data, np.ndarray) else data
-        for batch in batches:
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            pixels = np.asarray(images, np.float64).reshape(-1, np.shape(images)[-1])
-            if pixels.shape[-1] != 3:
-                raise ValueError(f"PCAColorJitter needs RGB images (3 channels), got {pixels.shape[-1]}.")
-            total += pixels.sum(axis=0)
-            outer += pixels.T @ pixels
-            count += len(pixels)
-        if count < 2:
-            raise ValueError("PCAColorJitter.adapt needs at least two pixels.")
-        mean = total / count
-        self.mean = mean.astype(np.float32)  # the training set's RGB mean, which AlexNet and VGG subtract first
-        covariance = (outer - count * np.outer(mean, mean)) / (count - 1)
-        eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # columns of eigenvectors are p_i
-        self.eigenvalues = np.clip(eigenvalues, 0, None).astype(np.float32)
-        self.eigenvectors = eigenvectors.astype(np.float32)
-
-    def build(self, input_shape):
-        if input_shape[-1] != 3:
-            raise ValueError(f"PCAColorJitter needs RGB images (3 channels), got input shape {input_shape}.")
-
-    def call(self, inputs, training=False):
-        if not training or self.stddev == 0:
-            return inputs
-        if self.eigenvalues is None:
-            raise RuntimeError("PCAColorJitter has no colour statistics yet: call adapt(training_images) first.")
-        alpha = tf.random.normal((tf.shape(inputs)[0], 3), stddev=self.stddev)
-        shift = tf.matmul(alpha * self.eigenvalues, self.eigenvectors, transpose_b=True)  # Σ_i α_i λ_i p_i
-        return inputs + tf.cast(shift[:, None, None, :], inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "stddev": self.stddev,
-                "eigenvalues": None if self.eigenvalues is None else self.eigenvalues.tolist(),
-                "eigenvectors": None if self.eigenvectors is None else self.eigenvectors.tolist()}
-
-
-@keras.saving.register_keras_serializable(package="helpers")
-class RandomCropFlip(keras.layers.Layer):
-    """AlexNet's augmentation (§4.1) for a batch: a random ``height`` × ``width`` patch of each image, and a
-    horizontal flip of half of them, each image drawing its own (``helpers.data.augment.crop_flip``).
-
-    Keras's ``RandomCrop`` draws one offset per call, so mapped over batches every image of a batch would share
-    one crop. Outside training it returns the central patch (the paper's single-crop test).
-    """
-
-    def __init__(self, height, width, flip=True, **kwargs):
-        super().__init__(**kwargs)
-        self.height, self.width, self.flip = int(height), int(width), bool(flip)
-
-    def call(self, inputs, training=False):
-        from helpers.data.augment import crop_flip
-
-        if training:
-            return crop_flip(inputs, (self.height, self.width), flip=self.flip)
-        top = (tf.shape(inputs)[1] - self.height) // 2
-        left = (tf.shape(inputs)[2] - self.width) // 2
-        return inputs[:, top:top + self.height, left:left + self.width, :]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.height, self.width, input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width, "flip": self.flip}
 
 
 # ---------------------------------------------------------------------------------------------------------------

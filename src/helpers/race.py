@@ -81,27 +81,25 @@ def train(contender: Contender, data, recipe: Recipe, *, batch_size: int, epochs
     if (epochs is None) == (minutes is None):
         raise ValueError("give either epochs (equal epochs) or minutes (equal time), not both or neither.")
     model = contender.build(num_classes=len(data.class_names), width=width)
-    steps_per_pass = -(-data.train_count // batch_size)
-    timer = helpers.measure.StepTimer()
+    steps_per_pass = helpers.training.steps_per_epoch(data.train_count, batch_size)
     if minutes is None:
+        timer = helpers.measure.StepTimer()
         recipe.compile(model, epochs=epochs, train_count=data.train_count, batch_size=batch_size)
         # No resuming here either: the step timer, and so the row's minutes and epochs, covers one call.
         history = helpers.training.fit(model, data.train, validation=data.val, epochs=epochs,
                                        batch_size=batch_size, run=run, resume=False, callbacks=[timer])
     else:
-        clock = ClockSchedule(recipe, 60 * minutes)
+        clock = timer = ClockSchedule(recipe, 60 * minutes)  # a step timer that also stops the run
         recipe.compile(model, on_the_clock=True)
         # Quarter-passes over the training images as "epochs", so the curves have points even in a short
         # run; the clock, not the epoch count, ends it. A resumed clock would not be a fair one: no resuming.
         chunk = max(1, steps_per_pass // 4)
         history = helpers.training.fit(model, data.train.repeat(), validation=data.val, epochs=10_000, verbose=0,
                                        steps_per_epoch=chunk, batch_size=batch_size, run=run, resume=False,
-                                       callbacks=[clock, timer])
+                                       callbacks=[clock])
     test = helpers.evaluation.predict(model, data.test)
     table = helpers.analysis.layer_table(model)
-    # Training steps only; the first one also traced the graph. On the clock, its own count is the one the budget
-    # was spent by (the step timer's intervals sit inside the clock's, a hair shorter).
-    train_seconds = clock.used if minutes is not None else sum(timer.seconds[1:])
+    train_seconds = sum(timer.seconds[1:])  # training steps only; the first one also traced the graph
     images = batch_size * len(timer.seconds)  # every step trained; a last partial batch counts as full
     return dict(
         label=contender.label, model=model, history=history, test=test, batch_norm=contender.batch_norm,

@@ -1,4 +1,5 @@
-"""How the course trains on CIFAR-10: He et al.'s recipe (§4.2) and a short one that fits a laptop CPU.
+"""How the course trains: its learning-rate schedules and the papers' weight decay, and on CIFAR-10 He et al.'s
+recipe (§4.2) and a short one that fits a laptop CPU.
 
 Both use the paper's SGD with momentum 0.9, batch 128, weight decay on the kernels and the 4-pixel
 pad-crop-flip augmentation (``helpers.data.cifar10``); they differ only in the learning-rate schedule (and, in
@@ -10,11 +11,54 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import keras
 
-from helpers.training import l2_weight_decay
+from helpers import training
+from helpers.measure import StepTimer
+
+
+def cosine_schedule(peak: float, *, steps: int, warmup_steps: int = 0):
+    """The course's one cosine: a linear warm-up from 0 over ``warmup_steps`` (none by default), then a cosine from
+    ``peak`` to zero at step ``steps`` (Keras's ``CosineDecay``)."""
+    if warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup_steps, warmup_target=peak,
+                                                      warmup_steps=warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(peak, decay_steps=steps)
+
+
+def cosine_decay(learning_rate: float, *, epochs: int, train_count: int, batch_size: int):
+    """A learning rate that falls along a cosine to zero over the whole run.
+
+    It is the smooth version of the papers' "divide by 10 when progress stalls": the last epochs settle
+    instead of bouncing by several points, so the final model, the one a notebook reports, is a settled one.
+    """
+    if min(epochs, train_count, batch_size) < 1:
+        raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, {train_count}, "
+                         f"{batch_size}.")
+    return cosine_schedule(learning_rate, steps=epochs * training.steps_per_epoch(train_count, batch_size))
+
+
+def l2_weight_decay(model, rate: float) -> int:
+    """The papers' weight decay: add ``rate`` · w to the gradient of every convolution and dense kernel.
+
+    It is the L2 penalty rate/2 · Σ w² in the loss, as Caffe and Torch apply ``weightDecay`` (He et al. 2015:
+    1e-4; Krizhevsky et al. 2012: 5e-4). Keras optimizers' own ``weight_decay`` is the decoupled kind (AdamW),
+    which shrinks the weights outside the momentum and so is not the same number. Biases and batch-norm
+    parameters are not decayed. Returns how many kernels were decayed.
+    """
+    if rate < 0:
+        raise ValueError(f"the weight decay rate must be at least 0, not {rate}.")
+    def kernels_of(layer):
+        if hasattr(layer, "layers"):  # a nested model
+            return [k for inner in layer.layers for k in kernels_of(inner)]
+        kernel = getattr(layer, "kernel", None)
+        return [kernel] if kernel is not None and layer.trainable else []
+
+    kernels = kernels_of(model)
+    for kernel in kernels:
+        kernel.regularizer = keras.regularizers.L2(rate / 2) if rate else None
+    return len(kernels)
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -61,8 +105,7 @@ class Recipe:
             return keras.optimizers.schedules.PiecewiseConstantDecay(
                 [steps // 2, 3 * steps // 4], [self.learning_rate, self.learning_rate / 10, self.learning_rate / 100])
         warmup = min(int(self.warmup_epochs * steps_per_epoch), steps - 1)
-        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=self.learning_rate,
-                                                      warmup_steps=warmup)
+        return cosine_schedule(self.learning_rate, steps=steps, warmup_steps=warmup)
 
     def rate_at(self, fraction: float) -> float:
         """The learning rate after ``fraction`` (0 to 1) of a run: the same shapes as the step schedules."""
@@ -87,7 +130,7 @@ class Recipe:
             raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, "
                              f"{train_count}, {batch_size} (or pass on_the_clock=True).")
         else:
-            schedule = self.learning_rate_schedule(epochs=epochs, steps_per_epoch=-(-train_count // batch_size))
+            schedule = self.learning_rate_schedule(epochs=epochs, steps_per_epoch=training.steps_per_epoch(train_count, batch_size))
         l2_weight_decay(model, self.weight_decay)
         loss = (SparseSmoothedCrossentropy(self.label_smoothing) if self.label_smoothing
                 else keras.losses.SparseCategoricalCrossentropy())
@@ -96,32 +139,39 @@ class Recipe:
         return model
 
 
-class ClockSchedule(keras.callbacks.Callback):
+class ClockSchedule(StepTimer):
     """Train for ``seconds`` of training steps, the learning rate following ``recipe``'s shape over that time.
 
     For comparing networks at equal cost: each gets the same minutes, and its schedule (warm-up, cosine, …)
-    is stretched over them as it would be over epochs. The clock counts the time inside training steps only,
-    from the end of the first step (which also traces the graph): validation, checkpoints and tracing are
-    left out. The run stops after the step that uses up the time; ``fit``'s ``epochs`` is only an upper bound.
-    The model must be compiled with ``recipe.compile(model, on_the_clock=True)``.
+    is stretched over them as it would be over epochs. The clock is the step timer's (``seconds`` holds every
+    step's): it counts the time inside training steps only, from the end of the first step (which also traces
+    the graph), so validation, checkpoints and tracing are left out. The run stops after the step that uses up
+    the time; ``fit``'s ``epochs`` is only an upper bound. The model must be compiled with
+    ``recipe.compile(model, on_the_clock=True)``.
     """
 
     def __init__(self, recipe: Recipe, seconds: float):
         super().__init__()
         if not seconds > 0:
             raise ValueError(f"seconds must be positive, not {seconds!r}.")
-        self.recipe, self.seconds = recipe, float(seconds)
-        self.used, self.steps, self._traced = 0.0, 0, False
+        self.recipe, self.budget = recipe, float(seconds)
+
+    @property
+    def used(self) -> float:
+        """Seconds of training steps so far, the first (tracing) step left out."""
+        return sum(self.seconds[1:])
+
+    @property
+    def steps(self) -> int:
+        return len(self.seconds)
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate = self.recipe.rate_at(self.used / self.seconds)
-        self._start = time.perf_counter()
+        self.model.optimizer.learning_rate = self.recipe.rate_at(self.used / self.budget)
+        super().on_train_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._traced:
-            self.used += time.perf_counter() - self._start
-        self._traced, self.steps = True, self.steps + 1
-        if self.used >= self.seconds:
+        super().on_train_batch_end(batch, logs)
+        if self.used >= self.budget:
             self.model.stop_training = True
 
 

@@ -234,39 +234,9 @@ class Timing(keras.callbacks.Callback):
             print(f"{len(self.rows)} epoch(s) in {sum(r['epoch_seconds'] for r in self.rows.values()):.1f} s{speed}")
 
 
-def cosine_decay(learning_rate: float, *, epochs: int, train_count: int, batch_size: int):
-    """A learning rate that falls along a cosine to zero over the whole run.
-
-    It is the smooth version of the papers' "divide by 10 when progress stalls": the last epochs settle
-    instead of bouncing by several points, so the final model, the one a notebook reports, is a settled one.
-    """
-    if min(epochs, train_count, batch_size) < 1:
-        raise ValueError(f"epochs, train_count and batch_size must be at least 1, not {epochs}, {train_count}, "
-                         f"{batch_size}.")
-    steps = epochs * -(-train_count // batch_size)
-    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-
-
-def l2_weight_decay(model, rate: float) -> int:
-    """The papers' weight decay: add ``rate`` · w to the gradient of every convolution and dense kernel.
-
-    It is the L2 penalty rate/2 · Σ w² in the loss, as Caffe and Torch apply ``weightDecay`` (He et al. 2015:
-    1e-4; Krizhevsky et al. 2012: 5e-4). Keras optimizers' own ``weight_decay`` is the decoupled kind (AdamW),
-    which shrinks the weights outside the momentum and so is not the same number. Biases and batch-norm
-    parameters are not decayed. Returns how many kernels were decayed.
-    """
-    if rate < 0:
-        raise ValueError(f"the weight decay rate must be at least 0, not {rate}.")
-    def kernels_of(layer):
-        if hasattr(layer, "layers"):  # a nested model
-            return [k for inner in layer.layers for k in kernels_of(inner)]
-        kernel = getattr(layer, "kernel", None)
-        return [kernel] if kernel is not None and layer.trainable else []
-
-    kernels = kernels_of(model)
-    for kernel in kernels:
-        kernel.regularizer = keras.regularizers.L2(rate / 2) if rate else None
-    return len(kernels)
+def steps_per_epoch(train_count: int, batch_size: int) -> int:
+    """Training steps in one pass over ``train_count`` images: a last, smaller batch is a step too."""
+    return -(-train_count // batch_size)
 
 
 def default_verbose() -> int:
@@ -503,7 +473,8 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
 
 def load_best(history_or_path) -> keras.Model:
     """The best epoch's model, reloaded from its ``.keras`` file with ``safe_mode=True`` (no arbitrary code)."""
-    import helpers.layers  # noqa: F401  registers the course's custom layers so their models reload
+    import helpers.data.augment  # noqa: F401  register the course's custom layers so their models reload
+    import helpers.layers  # noqa: F401
 
     path = Path(getattr(history_or_path, "best_model_path", history_or_path))
     if not path.is_file():

@@ -98,7 +98,9 @@ def compile_lenet5(model, learning_rate=1e-3, decay_steps=None, j=None, weight_d
     that Keras's per-step overhead would otherwise be a large part of them.
     """
     if decay_steps:
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+        from helpers.recipes import cosine_schedule
+
+        learning_rate = cosine_schedule(learning_rate, steps=decay_steps)
     if has_rbf_output(model):
         loss, metrics = (RBFLoss() if j is None else RBFLoss(j=j)), [RBFAccuracy()]
     else:
@@ -157,7 +159,8 @@ def train_lenet5(variant, train, validation, *, epochs, batch_size, seed=42, run
     (x, y), (x_val, y_val) = train, validation
     with training.strategy().scope():
         model = build("lenet5", input_shape=x.shape[1:], num_classes=10, variant=variant, **options)
-        compile_lenet5(model, decay_steps=epochs * -(-len(x) // batch_size), weight_decay=weight_decay)
+        compile_lenet5(model, decay_steps=epochs * training.steps_per_epoch(len(x), batch_size),
+                       weight_decay=weight_decay)
     train_ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     train_ds = train_ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
