@@ -32,7 +32,10 @@ def test_quick_and_cpu_only_shrink_sizes():
             assert small.image_size <= full.image_size
             assert small.width <= full.width
             assert (small.train_samples or 10**9) <= (full.train_samples or 10**9)
-            assert small.batch_size == full.batch_size  # the same training call, only fewer steps
+            # the same training call, only fewer or smaller steps: notebook 08's QUICK steps are batches of 256, not
+            # 1,024 (with oneDNN off, steps of 1,024 took the notebook to 178 s); every other profile keeps its batch
+            assert small.batch_size == full.batch_size or (profile.startswith("speedrun") and mode == "quick"
+                                                           and small.batch_size == 256), (profile, mode)
 
 
 def test_every_profile_has_all_three_modes():
@@ -202,7 +205,9 @@ def test_impossible_sizes_fail_at_once(size, value):
 def test_each_notebook_says_its_mode_what_it_trains_and_its_recorded_time():
     line = settings.run_config("resnet_degradation", mode="cpu").describe()
     assert line.startswith("Mode 'cpu': 5 epoch(s) on 10,000 training images at 32 px, batch 128.")
-    assert "The whole notebook in this mode: not yet recorded" in line
+    assert "The whole notebook in this mode: 1,788 s on a 2-core AMD EPYC" in line  # MEASURED's cpu row
+    assert "The whole notebook in this mode: not yet recorded" in settings.run_config("resnet_degradation",
+                                                                                    mode="full").describe()
     assert "3 epoch(s) on all training images" in settings.run_config("cnn_basics", mode="full").describe()
     assert "2 minutes per network" in settings.run_config("comparison", mode="cpu").describe()
     assert "whole notebook" not in settings.run_config("resnet_cifar10", mode="cpu").describe()  # 05's second line

@@ -14,6 +14,8 @@ from typing import Callable
 
 import keras
 
+from helpers.analysis import BYTES_PER_VALUE
+
 
 def interleaved_seconds(candidates: dict[str, Callable[[], object]], *, repeats: int = 10,
                         warmup: int = 2) -> dict[str, list[float]]:
@@ -97,9 +99,6 @@ def predict_step(model, images) -> Callable[[], object]:
     return lambda: model.predict_on_batch(images)
 
 
-BYTES_PER_VALUE = 4  # float32
-
-
 def training_memory_estimate(parameters: int, activation_bytes_per_image: int, batch_size: int, *,
                              optimizer_slots: int = 2) -> int:
     """Bytes a training step needs at least: an estimate, not a measurement.
@@ -134,17 +133,10 @@ def reset_peak_memory(device: str = "GPU:0") -> None:
 
 
 def forward_flops(model) -> int:
-    """Floating-point operations of one image's forward pass through ``model``'s convolutions and dense layers
-    (2 per multiply-add; BatchNorm, activations and pooling, a few percent, are left out). A training step
-    costs about three forward passes (forward, and the backward pass's two products)."""
-    import keras
+    """Floating-point operations of one image's forward pass through ``model``'s convolutions and dense layers:
+    2 per multiply-add of ``helpers.analysis.layer_table`` (BatchNorm, activations and pooling, a few percent,
+    are left out). A training step costs about three forward passes (forward, and the backward pass's two
+    products)."""
+    from helpers.analysis import layer_table
 
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kernel = layer.kernel.shape  # (kh, kw, cin / groups, cout)
-            height, width = layer.output.shape[1:3]
-            total += 2 * height * width * kernel[0] * kernel[1] * kernel[2] * kernel[3]
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-    return int(total)
+    return 2 * layer_table(model).macs

@@ -134,7 +134,7 @@ PROFILES: dict[str, dict] = {
     ),
     # Notebook 05 on CIFAR-10. The degradation experiment (He et al. §4.2, Fig. 6): plain vs residual nets,
     # 45,000 training / 5,000 validation images, the paper's 64k iterations (182 epochs of 352 steps) in full
-    # mode, for a GPU. CPU: 5 epochs of 10,000 images (14 min for the four nets, measured on 2 cores).
+    # mode, for a GPU. CPU: 5 epochs of 10,000 images (14.4 min for the four nets, measured on 2 cores).
     "resnet_degradation": dict(
         full=dict(epochs=182, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         cpu=dict(epochs=5, train_samples=10000),
@@ -142,7 +142,7 @@ PROFILES: dict[str, dict] = {
     ),
     # ResNet-20 trained to a result with the short recipe (helpers.recipes.SHORT) on all 50,000 training
     # images, reported on all 10,000 test images. 18 epochs took 28.7 min on 2 cores (89.95 %); beside the
-    # degradation experiment that is 43 min, so the CPU mode trains 8 epochs (≈ 13 min) to fit 30.
+    # degradation experiment that is 43 min, so the CPU mode trains 8 epochs (13 min; the notebook 29.8 min).
     "resnet_cifar10": dict(
         full=dict(epochs=40, batch_size=128, image_size=32, train_samples=None, val_samples=None),
         cpu=dict(epochs=8),
@@ -198,10 +198,10 @@ MEASURED: dict[str, dict[str, str]] = {
     "alexnet": {"quick": f"18.9 s on {_CPU}", "cpu": f"1,340 s of training on {_CPU}"},
     "vgg": {"quick": f"20.1 s on {_CPU}", "cpu": f"25 min on {_CPU}"},
     "googlenet": {"quick": f"26.1 s on {_CPU}", "cpu": f"498 s of training on {_CPU}"},
-    "resnet_degradation": {"quick": f"49.1 s on {_CPU}"},
-    "comparison": {"quick": f"58.1 s on {_CPU}"},
+    "resnet_degradation": {"quick": f"49.1 s on {_CPU}", "cpu": f"1,788 s on {_CPU}"},
+    "comparison": {"quick": f"58.1 s on {_CPU}", "cpu": f"1,478 s on {_CPU}"},
     "transfer_pretrain": {"quick": f"29.0 s on {_CPU}", "cpu": f"1,263 s on {_CPU}"},
-    "speedrun": {"quick": f"71.7 s on {_CPU}"},
+    "speedrun": {"quick": f"71.7 s on {_CPU}", "cpu": f"23.3 min of training on {_CPU}"},
 }
 
 

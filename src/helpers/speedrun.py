@@ -145,7 +145,11 @@ def build(recipe: Recipe, images: np.ndarray, seed: int = 0, **net_options):
 
 def train(recipe: Recipe, train_data, test_data, *, seed: int = 0, verbose=None) -> Result:
     """Train on ``train_data`` (uint8 images, labels), report on every image of ``test_data`` once, at the end
-    (no choice is made on the test images)."""
+    (no choice is made on the test images).
+
+    Not ``helpers.training.fit``: that one watches validation images and keeps the best epoch's checkpoint; the
+    records' recipe trains blind for a fixed number of steps and is scored once, so it calls Keras's ``fit``
+    directly, with the same ``build_training_state`` and ``Timing``."""
     from helpers import training
 
     images, labels = train_data

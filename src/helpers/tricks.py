@@ -192,9 +192,9 @@ class Lookahead(keras.callbacks.Callback):
 
 def _translate(padded, shifts, size: int):
     """Crop ``size``×``size`` windows out of ``padded`` images, each at its own (row, column) offset."""
-    rows = shifts[:, :1] + tf.range(size)[None, :]
-    columns = shifts[:, 1:] + tf.range(size)[None, :]
-    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+    from helpers.data.augment import gather_crops
+
+    return gather_crops(padded, shifts[:, :1] + tf.range(size)[None, :], shifts[:, 1:] + tf.range(size)[None, :])
 
 
 def flip_translate_batches(images: np.ndarray, labels, *, batch_size: int, epochs: int, translate: int = 2,

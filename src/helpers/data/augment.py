@@ -50,9 +50,13 @@ def crop_flip(images, size=None, *, pad: int = 0, flip: bool = True, seed=None):
     if flip:  # a mirrored image reads its columns right to left: the flip costs no extra pass over the batch
         mirrored = tf.random.stateless_uniform([batch], seeds[2]) < 0.5
         columns = tf.where(mirrored[:, None], width - 1 - columns, columns)
-    cols = left[:, None] + columns
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+    return gather_crops(padded, rows, left[:, None] + columns)
+
+
+def gather_crops(images, rows, columns):
+    """Each image's own window: image i keeps rows ``rows[i]`` and columns ``columns[i]`` (index arrays of shape
+    (batch, height) and (batch, width); columns read backwards mirror it), in two gathers over the batch."""
+    return tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
 
 
 def pad_crop_flip(images, *, pad: int = 4, flip: bool = True, seed=None):
