@@ -218,13 +218,16 @@ def test_lrn_check_names_the_usual_mistakes(wrong, message):
         checks.check_lrn(wrong)
 
 
-def _block(pool=True, relu="relu", kernel=None):
+def _block(pool=True, relu="relu", kernel=None, final_relu=False, pooling="max"):
     import keras
 
     def vgg_block(x, filters, kernels):
         for k in kernels:
             x = keras.layers.Conv2D(filters, kernel or k, padding="same", activation=relu)(x)
-        return keras.layers.MaxPooling2D(2)(x) if pool else x
+        if final_relu:  # one ReLU after a stack of linear convolutions
+            x = keras.layers.ReLU()(x)
+        layer = keras.layers.MaxPooling2D(2) if pooling == "max" else keras.layers.AveragePooling2D(2)
+        return layer(x) if pool else x
     return vgg_block
 
 
@@ -232,21 +235,26 @@ def _block(pool=True, relu="relu", kernel=None):
     (_block(pool=False), "forget the 2×2 max-pooling"),
     (_block(relu=None), "needs its ReLU"),
     (_block(kernel=3), "kernel sizes [3, 3, 3]; expected [3, 3, 1]"),
+    (_block(relu=None, final_relu=True), "is not followed by a ReLU: each convolution needs its ReLU"),
+    (_block(pooling="average"), "pools with AveragePooling2D 2×2 stride 2; a VGG block ends in one 2×2 max-pooling"),
+    (_block(relu=None, final_relu=True, pooling="average"), "is not followed by a ReLU"),
 ])
 def test_vgg_block_check_says_what_is_wrong(wrong, message):
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         checks.check_vgg_block(wrong)
 
 
-def _inception(five=5, relu="relu", pool_proj=True):
+def _inception(five=5, relu="relu", pool_proj=True, reduce_relu="relu", pooling="max"):
     import keras
 
     def inception_module(x, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, proj):
-        def conv(t, filters, size):
-            return keras.layers.Conv2D(filters, size, padding="same", activation=relu)(t)
-        pool = keras.layers.MaxPooling2D(3, strides=1, padding="same")(x)
-        branches = [conv(x, n1x1, 1), conv(conv(x, n3x3_reduce, 1), n3x3, 3),
-                    conv(conv(x, n5x5_reduce, 1), n5x5, five), conv(pool, proj, 1) if pool_proj else pool]
+        def conv(t, filters, size, activation=relu):
+            return keras.layers.Conv2D(filters, size, padding="same", activation=activation)(t)
+        kind = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+        pool = kind(3, strides=1, padding="same")(x)
+        branches = [conv(x, n1x1, 1), conv(conv(x, n3x3_reduce, 1, reduce_relu), n3x3, 3),
+                    conv(conv(x, n5x5_reduce, 1, reduce_relu), n5x5, five),
+                    conv(pool, proj, 1) if pool_proj else pool]
         return keras.layers.Concatenate()(branches)
     return inception_module
 
@@ -255,20 +263,23 @@ def _inception(five=5, relu="relu", pool_proj=True):
     (_inception(five=3), "lacks a 5×5 convolution from 16 to 32 channels (it has a 3×3 convolution from 16 to 32"),
     (_inception(pool_proj=False), "outputs (None, 28, 28, 416); expected (None, 28, 28, 256)"),
     (_inception(relu=None), "followed by a ReLU"),
+    (_inception(reduce_relu=None), "a 1×1 convolution from 192 to 16 channels is not followed by a ReLU"),
+    (_inception(pooling="average"), "the pool branch is a 3×3 max-pooling with stride 1"),
 ])
 def test_inception_check_says_what_is_wrong(wrong, message):
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):
         checks.check_inception_module(wrong)
 
 
-def _residual(project="when needed", add=True, final_relu=True):
+def _residual(project="when needed", add=True, final_relu=True, middle_relu=True):
     import keras
 
     def residual_block(x, filters, stride=1):
         def conv_bn(t, size, strides):
             t = keras.layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False)(t)
             return keras.layers.BatchNormalization()(t)
-        y = conv_bn(keras.layers.ReLU()(conv_bn(x, 3, stride)), 3, 1)
+        first = conv_bn(x, 3, stride)
+        y = conv_bn(keras.layers.ReLU()(first) if middle_relu else first, 3, 1)
         needed = stride != 1 or x.shape[-1] != filters
         if not add:
             return keras.layers.ReLU()(y)
@@ -286,6 +297,7 @@ def _residual(project="when needed", add=True, final_relu=True):
     (_residual(project=None), "needs a 1×1 projection from 16 to 32 channels with stride 2"),
     (_residual(project="always"), "keeps the shape, so option B uses the identity shortcut"),
     (_residual(final_relu=False), "apply the ReLU after the addition"),
+    (_residual(middle_relu=False), "a ReLU must follow the first convolution's batch norm"),
 ])
 def test_residual_check_says_what_is_wrong(wrong, message):
     with pytest.raises(checks.CheckFailed, match=re.escape(message)):

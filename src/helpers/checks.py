@@ -338,14 +338,35 @@ def _conv_kernels(model) -> list[list]:
     return sorted(list(layer.kernel.shape) for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
 
 
+def _rectified(layer) -> bool:
+    """Whether every path from ``layer``'s output reaches a ReLU through nothing but batch norms (a layer's own
+    ``activation="relu"`` counts)."""
+    import keras
+
+    def is_relu(op) -> bool:  # a ReLU layer (a next convolution's own activation does not rectify this one)
+        return isinstance(op, keras.layers.ReLU) or (isinstance(op, keras.layers.Activation)
+                                                     and op.activation is keras.activations.relu)
+
+    if getattr(layer, "activation", None) is keras.activations.relu:
+        return True
+    consumers = [node.operation for node in layer._outbound_nodes]
+    return bool(consumers) and all(
+        is_relu(op) or (isinstance(op, keras.layers.BatchNormalization) and _rectified(op)) for op in consumers)
+
+
 def _block_facts(model, image=None) -> dict:
-    """What the block checks look at, as plain data: shapes, convolutions, parameters, the response to an image."""
+    """What the block checks look at, as plain data: shapes, convolutions (and which of them a ReLU follows),
+    poolings, parameters, the response to an image."""
     import keras
     import numpy as np
 
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D
+                                                           | keras.layers.AveragePooling2D)]
     return {"output_shape": list(model.output_shape), "params": model.count_params(),
             "kernels": _conv_kernels(model), "kernel_sizes": [layer.kernel_size[0] for layer in convs],
+            "unrectified": sorted(list(layer.kernel.shape) for layer in convs if not _rectified(layer)),
+            "pools": sorted([type(layer).__name__, list(layer.pool_size), list(layer.strides)] for layer in pools),
             "adds": any(isinstance(layer, keras.layers.Add) for layer in model.layers),
             "min_response": None if image is None else float(np.asarray(model(image, training=False)).min())}
 
@@ -379,6 +400,13 @@ def check_vgg_block(fn) -> None:
                               f"{'×'.join(map(str, kernels))} stack of convolutions with biases has "
                               f"{expected_params:,}. It has {len(block['kernel_sizes'])} Conv2D layers with kernel "
                               f"sizes {block['kernel_sizes']}; expected {list(kernels)}.")
+        if block["unrectified"]:
+            raise CheckFailed(f"vgg_block(x, {filters}, {kernels}): {_describe_kernel(block['unrectified'][0])} "
+                              f"is not followed by a ReLU: each convolution needs its ReLU.")
+        if block["pools"] != [["MaxPooling2D", [2, 2], [2, 2]]]:
+            raise CheckFailed(f"vgg_block(x, {filters}, {kernels}) pools with "
+                              f"{', '.join(f'{kind} {size[0]}×{size[1]} stride {stride[0]}' for kind, size, stride in block['pools']) or 'nothing'}; "
+                              "a VGG block ends in one 2×2 max-pooling with stride 2.")
     if block["min_response"] < 0:
         raise CheckFailed("vgg_block gives negative outputs on a real image: each convolution needs its ReLU.")
     _passed(f"vgg_block builds the right shapes and parameter counts for {len(cases)} configurations")
@@ -438,6 +466,12 @@ def check_inception_module(fn) -> None:
         if ours["params"] != reference["params"]:
             raise CheckFailed(f"{what} has {ours['params']:,} parameters; the paper's has "
                               f"{reference['params']:,} (every convolution has a bias).")
+        if ours["unrectified"]:
+            raise CheckFailed(f"{what}: {_describe_kernel(ours['unrectified'][0])} is not followed by a ReLU; "
+                              "every convolution, the 1×1 reductions and the pool projection included, is.")
+        if ours["pools"] != reference["pools"]:
+            raise CheckFailed(f"{what} pools with {ours['pools'] or 'nothing'}; the pool branch is a 3×3 "
+                              "max-pooling with stride 1 ('same' padding), then its 1×1 projection.")
         if module == "3a":
             response = ours["min_response"]
     if response < 0:
@@ -505,6 +539,10 @@ def check_residual_block(fn) -> None:
         if ours["params"] != reference["params"]:
             raise CheckFailed(f"{what} has {ours['params']:,} parameters; expected {reference['params']:,}: "
                               "convolutions have no bias, and each is followed by BatchNormalization.")
+        if ours["unrectified"] != reference["unrectified"]:
+            raise CheckFailed(f"{what}: a ReLU must follow the first convolution's batch norm (before the second "
+                              "convolution), and none the second's or the projection's: the block's other ReLU "
+                              "comes after the addition.")
     if ours["min_response"] < 0:
         raise CheckFailed("residual_block gives negative outputs on a real image: apply the ReLU after the addition.")
     _passed("residual_block matches the paper's basic block with option-B shortcuts in 3 configurations")
