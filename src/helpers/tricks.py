@@ -158,7 +158,8 @@ class Lookahead(keras.callbacks.Callback):
     (BatchNorm statistics included) towards the current ones and copy it back into the model:
     ``average ← ρ·average + (1 − ρ)·weights; weights ← average``, with ρ = ``base``·(step / total)³, small at
     first (follow the optimiser), ``base`` at the end (average strongly). At each epoch's end the model takes
-    the average. (Zhang et al. 2019's Lookahead, with the weight average of Polyak and Izmailov et al.)"""
+    the average. (Zhang et al. 2019's Lookahead, with the weight average of Polyak and Izmailov et al.) airbench
+    updates from the first step; ``start_epoch=3`` is this course's."""
 
     def __init__(self, total_steps: int, *, every: int = 5, start_epoch: int = 3, base: float = 0.95**5):
         super().__init__()

@@ -4,7 +4,8 @@ A VGG-style stack (Simonyan & Zisserman 2014) of three conv groups, each conv �
 conv → BatchNorm → GELU, widths 64/128/128, after a 2×2 *whitening* convolution whose kernel is computed from
 the training images (``helpers.tricks.whitening_kernel``) and frozen. The convolutions start as identities on
 their first channels (``helpers.tricks.Dirac``), BatchNorm has no scale (γ = 1) and a fast-moving average
-(momentum 0.4 in Keras's convention, 0.6 in PyTorch's), the classifier is one bias-free Dense layer whose
+(Keras momentum 0.4: each batch weighs 60 % in the running statistics; airbench's ``batchnorm_momentum`` 0.6
+is PyTorch's momentum 0.4, 40 %: a difference of this translation, which the recorded figures were measured with), the classifier is one bias-free Dense layer whose
 scores are divided by 9. About 0.57 M parameters; 32×32 inputs are CIFAR-10's pixels 0–255.
 """
 
