@@ -37,9 +37,9 @@ def quick_default() -> bool:
 
 
 def _accelerator_present() -> bool:
-    from helpers import training  # loads TensorFlow; a notebook kernel has it loaded already
+    from helpers.devices import accelerator  # loads TensorFlow; a notebook kernel has it loaded already
 
-    return training.accelerator() != "cpu"
+    return accelerator() != "cpu"
 
 
 def mode_default() -> str:

@@ -39,7 +39,6 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import time
 import warnings
@@ -50,6 +49,8 @@ import tensorflow as tf
 
 from helpers import settings
 from helpers.cpu import cpu_flags  # noqa: F401  (set_precision reads it; tests and benchmarks reach it here)
+from helpers.devices import accelerator  # set_precision reads it; tests and benchmarks reach it here
+from helpers.devices import tpu_address as _tpu_address
 
 # ---------------------------------------------------------------------------------------------------------
 # Distribution strategy
@@ -57,17 +58,6 @@ from helpers.cpu import cpu_flags  # noqa: F401  (set_precision reads it; tests 
 
 STRATEGY_KINDS = ("auto", "tpu", "mirrored", "default")
 _strategies: dict[str, tf.distribute.Strategy] = {}
-
-
-def _tpu_address() -> str | None:
-    """Where a TPU is by Colab's and Cloud's conventions, or None; looks only at local signs, never the network."""
-    if os.environ.get("COLAB_TPU_ADDR"):  # Colab's older TPU-node runtime
-        return "grpc://" + os.environ["COLAB_TPU_ADDR"]
-    if os.environ.get("TPU_NAME"):
-        return os.environ["TPU_NAME"]
-    if Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists():  # a TPU VM (Colab's TPU runtime)
-        return "local"  # the chips are attached to this machine
-    return None
 
 
 def _connect_tpu() -> tf.distribute.Strategy:
@@ -124,15 +114,6 @@ MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # matmuls on them). Not AVX512_BF16 alone: benchmarks/mixed_precision.py measured it 0.97× (slower) on such a CPU.
 # Arm's BF16 is unmeasured here, so it keeps float32 too.
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
-
-
-def accelerator() -> str:
-    """"tpu", "gpu" or "cpu": what this process will compute on."""
-    if tf.config.list_logical_devices("TPU"):
-        return "tpu"
-    if tf.config.list_physical_devices("GPU"):
-        return "gpu"
-    return "tpu" if _tpu_address() is not None else "cpu"
 
 
 def choose_policy(device: str, flags: frozenset[str] = frozenset()) -> str:
