@@ -14,7 +14,7 @@ from typing import Callable
 
 import keras
 
-from helpers.analysis import BYTES_PER_VALUE
+from helpers.analysis import BYTES_PER_VALUE, layer_table
 
 
 def interleaved_seconds(candidates: dict[str, Callable[[], object]], *, repeats: int = 10,
@@ -137,6 +137,4 @@ def forward_flops(model) -> int:
     2 per multiply-add of ``helpers.analysis.layer_table`` (BatchNorm, activations and pooling, a few percent,
     are left out). A training step costs about three forward passes (forward, and the backward pass's two
     products)."""
-    from helpers.analysis import layer_table
-
     return 2 * layer_table(model).macs

@@ -155,11 +155,7 @@ class ClockSchedule(StepTimer):
         if not seconds > 0:
             raise ValueError(f"seconds must be positive, not {seconds!r}.")
         self.recipe, self.budget = recipe, float(seconds)
-
-    @property
-    def used(self) -> float:
-        """Seconds of training steps so far, the first (tracing) step left out."""
-        return sum(self.seconds[1:])
+        self.used = 0.0  # seconds of training steps so far, the first (tracing) step left out
 
     @property
     def steps(self) -> int:
@@ -171,6 +167,8 @@ class ClockSchedule(StepTimer):
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
+        if len(self.seconds) > 1:  # a running total: summing the list every step would grow with the run
+            self.used += self.seconds[-1]
         if self.used >= self.budget:
             self.model.stop_training = True
 
