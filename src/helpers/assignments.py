@@ -20,14 +20,12 @@ Without nbgrader::
 
 A submission is recognised by the course notebook id in its metadata (``metadata["course"]["notebook"]``, which
 every course notebook and student version carries), so renamed copies ("Copy of 01_lenet5.ipynb",
-"alice-lenet.ipynb") still grade; files without it fall back to their name, and the rest are reported. Each
-submission runs in its own kernel, up to its last graded cell, several at a time (``--jobs``), each within a
-time limit; the CSV gets a ``feedback`` column and every submission a short Markdown report.
+"alice-lenet.ipynb") still grade; files without it fall back to their name, and the rest are reported. The CSV
+gets a ``feedback`` column and every submission a short Markdown report.
 
-Nothing the submission's kernel concludes counts for a grade: each graded cell runs on fresh copies of the
-course's modules (a check the student replaced is gone), its hidden test records what the check saw of the
-answer as plain data, and this process runs the same check on that record against its own reference
-(``helpers.checks.judge``). An answer that calls the course's own implementation of the exercise scores 0.
+How a submission is graded, and what its code can and cannot reach, is ``helpers.grading``: its answer cells run
+in a sandbox without the course's own implementations of the exercises, and the checks judge, in this process,
+what they return. The hidden tests are for graders that run the whole notebook (nbgrader).
 """
 
 from __future__ import annotations
@@ -36,17 +34,17 @@ import argparse
 import concurrent.futures
 import copy
 import csv
-import multiprocessing
 import os
 import re
 import sys
+import tempfile
+import threading
 import time
-import warnings
 from pathlib import Path
 
 import nbformat
 
-from helpers import settings
+from helpers import grading, settings
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -145,111 +143,6 @@ def points(nb) -> dict[str, float]:
     return {gid: float(nb.cells[i].metadata["nbgrader"].get("points", 1)) for gid, i in graded_cells(nb).items()}
 
 
-def _failure(cell) -> str | None:
-    """A graded cell's error output, in one line (the check's own message), or None when it passed."""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
-    return None
-
-
-# Cells the grader puts around each graded cell. Before: fresh copies of the course's modules, so that nothing the
-# submission changed in them (a check replaced, a reference patched) reaches the graded cell. After: the
-# submission's own copies again, so its later cells run as they did for the student.
-PRISTINE = """\
-import sys as _grading_sys
-_grading_saved = {name: module for name, module in _grading_sys.modules.items() if name.split(".")[0] == "helpers"}
-for _grading_name in _grading_saved:
-    del _grading_sys.modules[_grading_name]
-import helpers.checks"""
-RESTORE = """\
-for _grading_name in [name for name in _grading_sys.modules if name.split(".")[0] == "helpers"]:
-    del _grading_sys.modules[_grading_name]
-_grading_sys.modules.update(_grading_saved)
-helpers = _grading_saved.get("helpers", helpers)"""
-
-
-def _answer(cell) -> dict | None:
-    """The answer a graded cell's hidden test recorded (``helpers.checks.record_answer``), if any."""
-    from helpers.checks import ANSWER_MIME
-
-    shown = [o["data"][ANSWER_MIME] for o in cell.get("outputs", [])
-             if o.get("output_type") == "display_data" and ANSWER_MIME in o.get("data", {})]
-    return shown[-1] if shown else None
-
-
-def run_submission(submission: Path, source: Path, timeout: int = 600) -> dict[str, tuple[str, object]]:
-    """Run a submitted notebook with the source's graded cells (and hidden tests) put back, up to its last graded
-    cell, each graded cell on fresh copies of the course's modules. Returns, per graded cell of the submission,
-    ("failed", the check's message), ("answer", what its hidden test recorded) or ("passed", None)."""
-    from nbclient import NotebookClient
-
-    from helpers.checks import GRADING_ENV
-
-    nb = nbformat.read(submission, as_version=4)
-    reference = nbformat.read(source, as_version=4)
-    ref_cells, sub_cells = graded_cells(reference), graded_cells(nb)
-    for grade_id, ref_index in ref_cells.items():
-        if grade_id in sub_cells:  # graded cells are the instructor's: restore them, hidden tests included
-            nb.cells[sub_cells[grade_id]].source = reference.cells[ref_index].source
-    # Later cells may depend on earlier answers: run everything up to the last graded cell (what comes after it
-    # cannot change a grade), then see which graded cells raised.
-    if sub_cells:
-        nb.cells = nb.cells[:max(sub_cells.values()) + 1]
-    cells, graded = [], {}
-    for index, cell in enumerate(nb.cells):
-        if index in sub_cells.values():
-            grade_id = next(g for g, i in sub_cells.items() if i == index)
-            cells.append(nbformat.v4.new_code_cell(PRISTINE))
-            graded[grade_id] = len(cells)
-            cells += [cell, nbformat.v4.new_code_cell(RESTORE)]
-        else:
-            cells.append(cell)
-    nb.cells = cells
-    os.environ[GRADING_ENV] = "1"  # the kernel inherits it: record_answer hands answers over
-    # The kernel is killed at the end instead of asked to shut down: its outputs are in, and the polite
-    # shutdown waits about a second per submission for nothing.
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            shutdown_kernel="immediate", resources={"metadata": {"path": str(source.parent)}})
-    client.execute()
-    results = {}
-    for grade_id, index in graded.items():
-        failure, answer = _failure(nb.cells[index]), _answer(nb.cells[index])
-        results[grade_id] = ("failed", failure) if failure else ("answer", answer) if answer else ("passed", None)
-    return results
-
-
-def judge(results: dict[str, tuple[str, object]], available: dict[str, float]) -> tuple[dict, dict]:
-    """Points and feedback per graded cell from what ``run_submission`` saw. A graded exercise (its grade id is
-    ``check_<exercise>`` of ``helpers.checks.EXERCISES``) scores only when its recorded answer passes its check
-    again here, in the grader's process, against the grader's own reference; nothing the submission's kernel
-    concluded counts for it."""
-    from helpers.checks import EXERCISES, CheckFailed, judge as judge_answer
-
-    scores, feedback = {}, {}
-    for grade_id, value in available.items():
-        status, detail = results.get(grade_id, ("deleted", None))
-        exercise = grade_id.removeprefix("check_")
-        if status == "deleted":
-            said = "the graded cell was deleted"
-        elif status == "failed":
-            said = detail
-        elif exercise not in EXERCISES:  # a graded cell with its own asserts: it passed in the kernel
-            said = "passed"
-        elif status != "answer" or detail.get("exercise") != exercise:
-            said = "no answer was recorded: the graded cell did not reach its hidden test"
-        else:
-            try:
-                judge_answer(exercise, detail)
-                said = "passed"
-            except CheckFailed as failure:
-                said = f"CheckFailed: {failure}"
-            except Exception as error:  # a recorded answer this check cannot read
-                said = f"the recorded answer could not be judged ({type(error).__name__}: {error})"
-        scores[grade_id], feedback[grade_id] = (value if said == "passed" else 0.0), said
-    return scores, feedback
-
-
 def match_course_notebook(path: Path, sources: dict[str, Path]) -> Path | None:
     """The course notebook a submission is: by the id in its metadata, else by its name (``01_lenet5 (1).ipynb``,
     ``Copy of 01_lenet5.ipynb``, ``alice/01_lenet5.ipynb``); None when neither tells."""
@@ -263,46 +156,15 @@ def match_course_notebook(path: Path, sources: dict[str, Path]) -> Path | None:
     return next((source for name, source in sources.items() if stem.endswith(name)), None)
 
 
-def _grade_in_child(path: Path, source: Path, connection) -> None:
-    os.environ["MPLBACKEND"] = "Agg"  # the kernel draws no figures: grading reads the checks, not the plots
-    try:
-        connection.send(("ok", run_submission(path, source)))
-    except Exception as error:  # an unreadable file, a kernel that died
-        connection.send(("error", f"{type(error).__name__}: {error}"))
-
-
-def _grade_in_process(path: Path, source: Path, limit: int) -> dict:
-    """``run_submission`` in a process of its own, stopped after ``limit`` seconds (its kernel exits with it). The
-    process is forked from this one, so it starts with nbformat and nbclient already imported."""
-    context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_grade_in_child, args=(path, source, sender), daemon=True)
-    with warnings.catch_warnings():  # "this process is multi-threaded": the child uses none of the threads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        process.start()
-    sender.close()
-    try:
-        if not receiver.poll(limit):
-            raise TimeoutError(f"stopped after {limit} s")
-        status, value = receiver.recv()
-    except EOFError:
-        status, value = "error", f"the grading process ended without a result (exit code {process.exitcode})"
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-    if status != "ok":
-        raise RuntimeError(value)
-    return value
-
-
-def _timed(path: Path, source: Path, limit: int):
-    """(what ``run_submission`` saw, or None; the error, or None; seconds taken) of one submission."""
+def _graded(path: Path, reference, stage: Path, limit: int, sandbox: bool, judging) -> tuple[dict | None, str | None, float]:
+    """(what each exercise's check said, or None; why it could not be graded, or None; seconds) of one submission."""
     start = time.perf_counter()
     try:
-        return _grade_in_process(path, source, limit), None, time.perf_counter() - start
-    except Exception as error:  # an unreadable file, a kernel that died, the time limit
-        return None, error, time.perf_counter() - start
+        submission = nbformat.read(path, as_version=4)
+    except Exception as error:  # not a notebook (or a damaged one): nothing of it can run
+        return None, f"could not be read as a notebook ({type(error).__name__}: {error})", time.perf_counter() - start
+    said = grading.grade_answers(submission, reference, stage, limit=limit, sandbox=sandbox, judging=judging)
+    return said, None, time.perf_counter() - start
 
 
 def _report(row: dict, feedback: dict[str, str], available: dict[str, float]) -> str:
@@ -316,22 +178,30 @@ def _report(row: dict, feedback: dict[str, str], available: dict[str, float]) ->
 
 
 def grade(submissions: Path, notebooks_dir: Path, out_csv: Path, *, jobs: int | None = None,
-          limit: int = 900) -> list[dict]:
+          limit: int = 900, sandbox: bool = True) -> list[dict]:
     """Grade every ``*.ipynb`` under ``submissions`` that is a course notebook; write a CSV and, beside it, a
     Markdown report per submission (``<csv name>_feedback/``).
 
-    Submissions run ``jobs`` at a time (default: the CPU count), each in its own process and kernel, for at most
-    ``limit`` seconds; one that fails or runs out of time scores 0 with the reason, and the others go on. Files
-    that are not course notebooks are listed with the reason. Notebooks run in QUICK mode unless ``CNN_QUICK``
-    says otherwise.
+    Each submission's answer cells run in a sandbox of their own (``helpers.grading``), ``jobs`` at a time
+    (default: the CPU count), for at most ``limit`` seconds; the checks judge what they return here. One that
+    fails or runs out of time scores 0 with the reason, and the others go on. Files that are not course notebooks
+    are listed with the reason. Without a sandbox on this machine it refuses, unless ``sandbox=False``.
     """
-    os.environ.setdefault(settings.QUICK_ENV, "1")
+    if sandbox and (why := grading.sandbox_works()):
+        raise grading.SandboxUnavailable(
+            f"{why} Grading does not run students' code outside a sandbox; to run it anyway, with this user's "
+            "rights over this machine's files, pass --no-sandbox.")
     sources = {p.stem: p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb")}
+    references = {name: nbformat.read(path, as_version=4) for name, path in sources.items()}
     paths = sorted(submissions.rglob("*.ipynb"))
     matched = {path: match_course_notebook(path, sources) for path in paths}
-    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
-        futures = {path: pool.submit(_timed, path, source, limit)
-                   for path, source in matched.items() if source is not None}
+    judging = threading.Lock()  # the checks build Keras models: one at a time in this process
+    with tempfile.TemporaryDirectory(prefix="course-") as stage:
+        grading.stage_course(Path(stage))
+        with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
+            futures = {path: pool.submit(_graded, path, references[source.stem], Path(stage), limit, sandbox, judging)
+                       for path, source in matched.items() if source is not None}
+            results = {path: future.result() for path, future in futures.items()}
     rows = []
     reports = out_csv.parent / f"{out_csv.stem}_feedback"
     for path, source in matched.items():
@@ -341,13 +211,12 @@ def grade(submissions: Path, notebooks_dir: Path, out_csv: Path, *, jobs: int | 
                          "feedback": "not recognised: no course notebook id in its metadata, and its name matches "
                                      "no course notebook"})
             continue
-        available = points(nbformat.read(source, as_version=4))
-        result, error, seconds = futures[path].result()
-        if result is None:  # zero, with the reason
-            scores, feedback = dict.fromkeys(available, 0.0), dict.fromkeys(available, f"could not be run: {error}")
-        else:  # judged here, after every kernel has run (the checks load TensorFlow into this process)
-            scores, feedback = judge(result, available)
-        failed = [f"{gid}: {said}" for gid, said in feedback.items() if said != "passed"]
+        available = points(references[source.stem])
+        said, error, seconds = results[path]
+        feedback = {gid: error or (said or {}).get(gid.removeprefix("check_"), "no check of the grader's grades this "
+                                                   "cell") for gid in available}
+        scores = {gid: value if feedback[gid] == "passed" else 0.0 for gid, value in available.items()}
+        failed = [f"{gid}: {why}" for gid, why in feedback.items() if why != "passed"]
         row = {"submission": name, "notebook": source.stem, **scores, "score": sum(scores.values()),
                "max_score": sum(available.values()), "seconds": round(seconds, 1),
                "feedback": "; ".join(failed) or "all checks passed"}
@@ -377,6 +246,9 @@ def main(argv=None) -> int:
     grade_cmd.add_argument("--out", type=Path, default=Path("scores.csv"))
     grade_cmd.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
     grade_cmd.add_argument("--limit", type=int, default=900, help="seconds one submission may take (default 900)")
+    grade_cmd.add_argument("--no-sandbox", action="store_true",
+                           help="grade without the sandbox where it cannot be made (students' code then runs with "
+                                "your rights)")
     args = parser.parse_args(argv)
     if args.command == "build":
         for path in build(args.notebooks_dir, args.out):
@@ -384,7 +256,13 @@ def main(argv=None) -> int:
         return 0
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder of submitted notebooks")
-    for row in grade(args.submissions, args.notebooks_dir, args.out, jobs=args.jobs, limit=args.limit):
+    try:
+        rows = grade(args.submissions, args.notebooks_dir, args.out, jobs=args.jobs, limit=args.limit,
+                     sandbox=not args.no_sandbox)
+    except grading.SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for row in rows:
         print(f"{row['submission']}: {row['score']:g} / {row['max_score']:g} ({row['feedback']})")
     print(f"scores written to {args.out}; a report per submission in {args.out.parent / (args.out.stem + '_feedback')}")
     return 0

@@ -5,17 +5,15 @@ TensorFlow or the paper) does, and raises :class:`CheckFailed` with one sentence
 unfinished exercise (``NotImplementedError``) and errors inside the student's code are reported the same way,
 so the learner sees a short message instead of a deep traceback.
 
-For grading, a check can also run on a :class:`Record` of the student's function (in the student's kernel: what
-it returned, as plain data) and on a :class:`Replay` of that record (in the grader's own process, against the
-grader's own reference): every place a check looks at the student's code goes through :func:`_observe`.
-:data:`EXERCISES` lists the graded exercises, their checks and the course's own implementations of them.
+For grading, a check can also run on a :class:`Remote`: the student's function where this process cannot reach
+it (in the grading sandbox, ``helpers.grading``). Every place a check looks at the student's code is a *probe*
+(:data:`PROBES`): a small function of this module that runs where the student's code is and returns plain data,
+which the check then judges here, against this process's own references.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 
 
 class CheckFailed(AssertionError):
@@ -62,20 +60,12 @@ def _passed(what: str) -> None:
     print(f"✓ {what}")
 
 
-class Record:
-    """The student's function, with what each check saw of it kept as plain data (in the student's kernel)."""
+class Remote:
+    """The student's function where this process cannot reach it: ``ask(probe_name, args)`` runs the probe on it
+    there (in the grading sandbox) and returns what the probe saw, as plain data."""
 
-    def __init__(self, fn):
-        self.fn, self.observations = fn, {}
-        self.__name__ = getattr(fn, "__name__", "your function")
-
-
-class Replay:
-    """What a :class:`Record` kept, in place of the student's function: a check run on it judges the recorded
-    answers with this process's references, whatever the student's kernel computed."""
-
-    def __init__(self, name: str, observations: dict):
-        self.__name__, self.observations = name, observations
+    def __init__(self, name: str, ask):
+        self.__name__, self.ask = name, ask
 
 
 _FAILED = "__check_failed__"
@@ -100,31 +90,45 @@ def _plain(value):
     return array if array.dtype.kind in "biuf" else repr(value)
 
 
-def _observe(fn, key: str, look):
-    """``look(fn)``: what a check needs to know of the student's answer, as plain data. Kept by a :class:`Record`,
-    read back from a :class:`Replay`, so that the same check gives the same verdict in the grader's process."""
-    if isinstance(fn, Replay):
-        if key not in fn.observations:
-            raise CheckFailed(f"no answer was recorded for {key}: the graded cell did not run the check to the end.")
-        seen = fn.observations[key]
+def _observe(fn, probe, *args):
+    """``probe(fn, *args)`` as plain data: what a check needs to know of the student's answer. On a :class:`Remote`
+    the probe runs where the student's code is, and only its plain result comes back here."""
+    if isinstance(fn, Remote):
+        seen = fn.ask(probe.__name__, args)
         if isinstance(seen, dict) and _FAILED in seen:
             raise CheckFailed(seen[_FAILED])
         return seen
-    record = fn if isinstance(fn, Record) else None
+    return _plain(probe(fn, *args))
+
+
+def run_probe(fn, probe: str, args) -> object:
+    """Where the student's code is (the grading sandbox): probe ``probe`` of :data:`PROBES` on ``fn``, as plain data;
+    a failure becomes its message."""
     try:
-        seen = _plain(look(record.fn if record else fn))
+        return _plain(PROBES[probe](fn, *args))
     except CheckFailed as failure:
-        if record:
-            record.observations[key] = {_FAILED: str(failure)}
-        raise
-    if record:
-        record.observations[key] = seen
-    return seen
+        return {_FAILED: str(failure)}
 
 
-def _answer(fn, *args, key: str):
+# --- Probes: what the checks ask of the student's code. They use no reference of any exercise. ----------------
+
+def _returns(fn, *args):
+    return _call(fn, *args)
+
+
+def _returns_array(fn, name: str, *args):
+    import numpy as np
+
+    got = _call(fn, *args)
+    try:
+        return np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{name} should return an array of numbers, not {type(got).__name__}.") from None
+
+
+def _answer(fn, *args):
     """The student's ``fn(*args)`` as plain data (numbers, lists, arrays); errors become a :class:`CheckFailed`."""
-    return _observe(fn, key, lambda f: _call(f, *args))
+    return _observe(fn, _returns, *args)
 
 
 @functools.cache
@@ -143,7 +147,7 @@ def check_output_size(fn) -> None:
     ]
     for n, k, s, p in cases:
         expected = _keras_output_size(n, k, s, p)
-        got = _answer(fn, n, k, s, p, key=f"output_size({n}, {k}, {s}, {p})")
+        got = _answer(fn, n, k, s, p)
         if isinstance(got, float) and not got.is_integer():
             raise CheckFailed(f"output_size(n={n}, k={k}, s={s}, p={p}) returned {got}, a fraction: sizes are "
                               "whole numbers, so round down (use // rather than /).")
@@ -167,7 +171,7 @@ def check_conv_params(fn) -> None:
     cases = [(5, 1, 6), (3, 1, 32), (3, 32, 64), (11, 3, 96), (3, 64, 128), (1, 192, 64), (7, 3, 64)]
     for k, c_in, c_out in cases:
         expected = _keras_conv_params(k, c_in, c_out)
-        got = _answer(fn, k, c_in, c_out, key=f"conv_params({k}, {c_in}, {c_out})")
+        got = _answer(fn, k, c_in, c_out)
         if got == expected:
             continue
         said = f"conv_params(k={k}, c_in={c_in}, c_out={c_out}) returned {got}, but Keras's Conv2D has {expected:,}"
@@ -185,14 +189,7 @@ def _array(fn, *args, name: str, shape: tuple):
     """Call ``fn`` and return its result as a NumPy array of ``shape``, or say why it is not one."""
     import numpy as np
 
-    def look(f):
-        got = _call(f, *args)
-        try:
-            return np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"{name} should return an array of numbers, not {type(got).__name__}.") from None
-
-    got = np.asarray(_observe(fn, name, look), dtype=np.float64)
+    got = np.asarray(_observe(fn, _returns_array, name, *args), dtype=np.float64)
     if got.shape != shape:
         transposed = " (rows and columns swapped?)" if got.shape == shape[::-1] else ""
         raise CheckFailed(f"{name} returned an array of shape {got.shape}; expected {shape}{transposed}.")
@@ -242,7 +239,7 @@ def check_c3_params(fn) -> None:
              "a random table": random_table, "a 3×4 table": np.eye(3, 4, dtype=int) + np.eye(3, 4, 1, dtype=int)}
     for label, table in cases.items():
         expected = _sparse_c3_params(tuple(map(tuple, table.tolist())))
-        got = _answer(fn, table.copy(), key=f"c3_params({label})")
+        got = _answer(fn, table.copy())
         if got == expected:
             continue
         said = f"c3_params on {label} returned {got}, but C3 built with that table has {expected:,} parameters"
@@ -306,7 +303,7 @@ def check_grouped_conv_params(fn) -> None:
     cases = [(11, 3, 96, 1), (5, 96, 256, 2), (3, 256, 384, 1), (3, 384, 384, 2), (3, 384, 256, 2), (3, 64, 128, 4)]
     for k, c_in, c_out, groups in cases:
         expected = _keras_conv_params(k, c_in, c_out, groups)
-        got = _answer(fn, k, c_in, c_out, groups, key=f"grouped_conv_params({k}, {c_in}, {c_out}, {groups})")
+        got = _answer(fn, k, c_in, c_out, groups)
         if got == expected:
             continue
         said = (f"grouped_conv_params(k={k}, c_in={c_in}, c_out={c_out}, groups={groups}) returned {got}, but "
@@ -371,11 +368,13 @@ def _block_facts(model, image=None) -> dict:
             "min_response": None if image is None else float(np.asarray(model(image, training=False)).min())}
 
 
+def _block(fn, input_shape, args, what: str, image):
+    return _block_facts(_block_model(fn, tuple(input_shape), *args, what=what), image)
+
+
 def _student_block(fn, input_shape, *args, what: str, image=None) -> dict:
     """:func:`_block_facts` of the block the student's ``fn`` builds on an ``input_shape`` input."""
-    shown = "×".join(map(str, input_shape))
-    key = f"{what}({', '.join(map(repr, args))}) on a {shown} input"
-    return _observe(fn, key, lambda f: _block_facts(_block_model(f, input_shape, *args, what=what), image))
+    return _observe(fn, _block, input_shape, args, what, image)
 
 
 def check_vgg_block(fn) -> None:
@@ -487,7 +486,7 @@ def check_inception_multiply_adds(fn) -> None:
     for module, (shape, sizes) in cases.items():
         expected = _reference_inception(shape, sizes)["macs"]
         args = (*shape, *sizes)
-        got = _answer(fn, *args, key=f"inception_multiply_adds{args}")
+        got = _answer(fn, *args)
         if got == expected:
             continue
         h, w, c_in = shape
@@ -587,7 +586,7 @@ def check_fold_bias(fn) -> None:
     def bn(values, moving_mean):
         return gamma * (values - moving_mean) / np.sqrt(variance + epsilon) + beta
 
-    folded = _answer(fn, bias.copy(), mean.copy(), key="fold_bias(bias, moving_mean)")
+    folded = _answer(fn, bias.copy(), mean.copy())
     folded = np.asarray(folded, dtype=float) if folded is not None else None
     if folded is None or folded.shape != (channels,):
         raise CheckFailed(f"fold_bias should return one moving mean per channel (shape ({channels},)), "
@@ -602,24 +601,27 @@ def check_fold_bias(fn) -> None:
     _passed("fold_bias: BN(conv(x); your mean) equals BN(conv(x) + b; μ) on 32 random positions of 6 channels")
 
 
-def check_freeze_all_but_classifier(fn) -> None:
-    """``fn(model)`` freezes every layer but ``logits`` and returns the trainable parameter count left."""
-    import helpers.models
+def _frozen(fn, size: int, classes: int) -> dict:
+    """What ``fn`` leaves trainable of a small network (a nested feature extractor of 64 features and a new
+    classifier, everything trainable to begin with)."""
+    import keras
+
     from helpers.transfer import with_new_classifier
 
-    def frozen(size, classes):
-        def look(f):
-            base = helpers.models.build("resnet20", input_shape=(size, size, 3), num_classes=classes,
-                                        include_top=False, pooling="avg")
-            model = with_new_classifier(base, "scratch", classes)  # everything trainable to begin with
-            returned = _call(f, model)
-            return {"returned": returned, "learning": sorted({w.path.split("/")[0] for w in model.trainable_weights}),
-                    "count": sum(int(w.numpy().size) for w in model.trainable_weights)}
-        return look
+    base = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Conv2D(16, 3, name="conv1"),
+                             keras.layers.BatchNormalization(name="bn1"), keras.layers.ReLU(),
+                             keras.layers.Conv2D(64, 3, name="conv2"), keras.layers.GlobalAveragePooling2D()],
+                            name="features")
+    model = with_new_classifier(base, "scratch", classes)
+    returned = _call(fn, model)
+    return {"returned": returned, "learning": sorted({w.path.split("/")[0] for w in model.trainable_weights}),
+            "count": sum(int(w.numpy().size) for w in model.trainable_weights)}
 
+
+def check_freeze_all_but_classifier(fn) -> None:
+    """``fn(model)`` freezes every layer but ``logits`` and returns the trainable parameter count left."""
     for size, classes in ((32, 2), (48, 5)):
-        seen = _observe(fn, f"freeze_all_but_classifier(a {size}-pixel ResNet-20 for {classes} classes)",
-                        frozen(size, classes))
+        seen = _observe(fn, _frozen, size, classes)
         returned, learning, count = seen["returned"], seen["learning"], seen["count"]
         if learning != ["logits"]:
             what = "nothing" if not learning else ", ".join(learning[:4]) + (" …" if len(learning) > 4 else "")
@@ -636,7 +638,7 @@ def check_stack_receptive_field(fn) -> None:
     cases = [(3,), (3, 3), (3, 3, 3), (7,), (3, 3, 1), (5, 5), (3, 3, 3, 3), (1, 1)]
     for kernels in cases:
         expected = 1 + sum(k - 1 for k in kernels)  # each stride-1 layer widens the window by k − 1 (VGG §2.3)
-        got = _answer(fn, kernels, key=f"stack_receptive_field({kernels})")
+        got = _answer(fn, kernels)
         if got == expected:
             continue
         said = f"stack_receptive_field({kernels}) returned {got}, but that stack sees {expected}×{expected} pixels"
@@ -666,7 +668,7 @@ def check_conv_multiply_adds(fn) -> None:
     for k, c_in, c_out, h_out, w_out, groups in cases:
         expected = _course_multiply_adds(k, c_in, c_out, h_out, w_out, groups)
         args = (k, c_in, c_out, h_out, w_out, groups)
-        got = _answer(fn, *args, key=f"conv_multiply_adds{args}")
+        got = _answer(fn, *args)
         if got == expected:
             continue
         said = f"conv_multiply_adds{args} returned {got}, but helpers.analysis counts {expected:,}"
@@ -692,7 +694,7 @@ def check_images_per_second(fn) -> None:
         timer = StepTimer()
         timer.seconds = list(seconds)
         expected = timer.images_per_second(batch)
-        got = _answer(fn, list(seconds), batch, key=f"images_per_second({seconds}, {batch})")
+        got = _answer(fn, list(seconds), batch)
         if isinstance(got, int | float) and abs(got - expected) <= 1e-6 * expected:
             continue
         said = f"images_per_second({seconds}, {batch}) returned {got}, but the race measures {expected:.6g}"
@@ -708,147 +710,160 @@ def check_images_per_second(fn) -> None:
     _passed(f"images_per_second agrees with the race's step timer on {len(cases)} runs")
 
 
-# --- Grading ---------------------------------------------------------------------------------------------------
-
-# Graded exercise -> (its check, the course's own implementations of it, which an answer must not call).
-EXERCISES = {
-    "output_size": (check_output_size, ()),
-    "conv_params": (check_conv_params, ()),
-    "c3_table": (check_c3_table, ("helpers.layers.c3_connections",)),
-    "c3_params": (check_c3_params, ("helpers.layers.SparseConv2D",)),
-    "grouped_conv_params": (check_grouped_conv_params, ()),
-    "lrn": (check_lrn, ("helpers.layers.LocalResponseNormalization",)),
-    "vgg_block": (check_vgg_block, ("helpers.models.vgg.build_vgg",)),
-    "stack_receptive_field": (check_stack_receptive_field, ()),
-    "inception_module": (check_inception_module, ("helpers.models.googlenet.inception_module",
-                                                  "helpers.models.googlenet._conv")),
-    "inception_multiply_adds": (check_inception_multiply_adds, ("helpers.analysis.layer_table",
-                                                                "helpers.analysis.multiply_adds",
-                                                                "helpers.models.googlenet.inception_module")),
-    "residual_block": (check_residual_block, ("helpers.models.resnet.basic_block", "helpers.models.resnet._merge",
-                                              "helpers.models.resnet.shortcut")),
-    "zero_pad_shortcut": (check_zero_pad_shortcut, ("helpers.layers.ZeroPadShortcut",)),
-    "conv_multiply_adds": (check_conv_multiply_adds, ("helpers.analysis.multiply_adds", "helpers.analysis.layer_table")),
-    "images_per_second": (check_images_per_second, ("helpers.measure.StepTimer",
-                                                    "helpers.measure.StepTimer.images_per_second")),
-    "fold_bias": (check_fold_bias, ("helpers.pretrained.fold_conv_bias",)),
-    "freeze_all_but_classifier": (check_freeze_all_but_classifier, ("helpers.transfer.with_new_classifier",)),
-}
-
-GRADING_ENV = "CNN_GRADING"  # set by the grader: record_answer hands the answer over only then
-ANSWER_MIME = "application/vnd.classic-cnns.answer+json"
-
-
-def _course_objects(fn) -> list[str]:
-    """Qualified names of the course's functions and classes ``fn`` refers to: directly, through modules
-    (``resnet.basic_block``, ``helpers.layers.c3_connections``), closures, or other functions of the notebook."""
-    import builtins
-    import inspect
-    import types
-
-    found, seen, todo = set(), set(), [fn]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, functools.partial):
-            todo.append(obj.func)
-            continue
-        if isinstance(obj, types.MethodType):
-            todo.append(obj.__func__)
-            continue
-        module = getattr(obj, "__module__", None) or ""
-        if module.split(".")[0] == "helpers" and hasattr(obj, "__qualname__"):
-            found.add(f"{module}.{obj.__qualname__}")
-            continue
-        if getattr(obj, "__wrapped__", None) is not None:
-            todo.append(obj.__wrapped__)
-        if isinstance(obj, type) and module == "__main__":  # a class of the notebook: its methods
-            todo.extend(vars(obj).values())
-            continue
-        if not isinstance(obj, types.FunctionType):
-            continue
-        names, codes = set(), [obj.__code__]
-        while codes:
-            code = codes.pop()
-            names.update(code.co_names)
-            codes.extend(c for c in code.co_consts if inspect.iscode(c))
-        scope = {**vars(builtins), **obj.__globals__}
-        values = [scope[name] for name in names if name in scope]
-        for cell in obj.__closure__ or ():
-            try:
-                values.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                pass
-        modules = [v for v in values if isinstance(v, types.ModuleType)]
-        for _ in range(4):  # helpers.models.resnet.basic_block: attributes of attributes
-            attributes = [getattr(m, name) for m in modules for name in names if name in vars(m)]
-            values += attributes
-            modules = [a for a in attributes if isinstance(a, types.ModuleType)]
-        todo.extend(v for v in values if callable(v) and (getattr(v, "__module__", "") or "").split(".")[0]
-                    in ("helpers", "__main__"))
-    return sorted(found)
-
-
-class _Encoder(json.JSONEncoder):
-    def default(self, value):
-        import numpy as np
-
-        if isinstance(value, np.ndarray):
-            return {"__array__": value.tolist(), "dtype": str(value.dtype)}
-        return super().default(value)
-
-
-def _decoded(value):
+def check_inverted_dropout(fn) -> None:
+    """``fn(x, rate, training, seed)``: inverted dropout on a NumPy array, as keras.layers.Dropout computes it."""
+    import keras
     import numpy as np
 
-    if isinstance(value, dict):
-        if "__array__" in value:
-            return np.asarray(value["__array__"], dtype=value["dtype"])
-        return {k: _decoded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decoded(v) for v in value]
-    return value
+    x = _real_activations()  # (1, 24, 24, 12), photo-derived, ≥ 0
+    live = x != 0  # a zero of the output says "dropped" only where the input was not zero already
+    n = int(live.sum())
+    name = "inverted_dropout(x, 0.5, training=False, seed=0)"
+    y = _array(fn, x.copy(), 0.5, False, 0, name=name, shape=x.shape)
+    if not np.allclose(y, x, rtol=1e-5):
+        if (y[live] == 0).any():
+            raise CheckFailed(f"{name} drops values: at inference dropout does nothing (the scaling during training "
+                              "already keeps each value's expected size), so return x as it is.")
+        raise CheckFailed(f"{name} changes x: at inference dropout is the identity, no scaling either.")
+    for seed, rate in enumerate((0.25, 0.5, 0.1, 0.8)):
+        name = f"inverted_dropout(x, {rate}, training=True, seed={seed})"
+        y = _array(fn, x.copy(), rate, True, seed, name=name, shape=x.shape)
+        dropped = float((y[live] == 0).mean())
+        # The count of zeros is Binomial(n, rate): 5 standard deviations leave a correct answer a < 1e-6 chance
+        # of failing, and still catch a rate that is off by 3 points at n ≈ 6,900.
+        tolerance = 5 * np.sqrt(rate * (1 - rate) / n)
+        if abs(dropped - rate) > tolerance:
+            said = f"{name} zeroes {dropped:.1%} of the values; expected {rate:.0%} ± {tolerance:.1%}"
+            if abs(dropped - (1 - rate)) <= tolerance:
+                raise CheckFailed(f"{said}: `rate` is the probability of dropping a value, not of keeping it.")
+            raise CheckFailed(f"{said} (each value dropped on its own with probability `rate`).")
+        kept = live & (y != 0)
+        layer = keras.layers.Dropout(rate, seed=seed)(x, training=True).numpy()  # Keras's own: the same scaling?
+        keras_scale = float(np.median(layer[live & (layer != 0)] / x[live & (layer != 0)]))
+        scale = y[kept] / x[kept]
+        if not np.allclose(scale, keras_scale, rtol=1e-5):
+            said = (f"{name} scales the values it keeps by {np.median(scale):.4g}; keras.layers.Dropout scales them by "
+                    f"{keras_scale:.4g} = 1/(1 − rate)")
+            if np.allclose(scale, 1.0, rtol=1e-5):
+                raise CheckFailed(f"{said}: without the scaling the output's mean shrinks by (1 − rate) in training, "
+                                  "and inference would see larger values than training did.")
+            if np.allclose(scale, 1 - rate, rtol=1e-5):
+                raise CheckFailed(f"{said}: divide the kept values by (1 − rate) instead of multiplying by it.")
+            raise CheckFailed(f"{said}: every kept value is x / (1 − rate), the dropped ones exactly 0.")
+        # With the right rate and scale, the mean is kept: its standard error is √(Σx²·rate/(1 − rate)) / size.
+        spread = 5 * np.sqrt((x.astype(np.float64) ** 2).sum() * rate / (1 - rate)) / x.size
+        if abs(y.mean() - x.mean()) > spread:
+            raise CheckFailed(f"{name} has mean {y.mean():.4g} where x has {x.mean():.4g}: drop values at random, "
+                              "whatever their size.")
+    masks = [_array(fn, x.copy(), 0.5, True, seed, name=f"inverted_dropout(x, 0.5, training=True, seed={seed})",
+                    shape=x.shape) == 0 for seed in (1, 7, 7)]
+    if np.array_equal(masks[0], masks[1]):
+        raise CheckFailed("inverted_dropout gives the same mask for seeds 1 and 7: draw the mask from "
+                          "np.random.default_rng(seed).")
+    if not np.array_equal(masks[1], masks[2]):
+        raise CheckFailed("inverted_dropout gives different masks for the same seed (7): draw the mask from "
+                          "np.random.default_rng(seed), so that a run can be repeated.")
+    _passed("inverted_dropout: identity at inference; at rates 0.1–0.8 it drops the right share of a photo's "
+            "activations and scales the rest by 1/(1 − rate), as keras.layers.Dropout does")
 
 
-def record_answer(exercise: str, fn) -> None:
-    """For grading (the hidden test of a graded cell): run ``exercise``'s check on a :class:`Record` of ``fn``
-    and show what it saw as plain data, for the grader to judge in its own process. Outside grading it does
-    nothing."""
-    if not os.environ.get(GRADING_ENV):
-        return
-    import contextlib
-    import io
+def _keras_batch_norm(x, gamma, beta, moving_mean, moving_var, training, momentum, epsilon):
+    """keras.layers.BatchNormalization on ``x``: its output and its moving averages afterwards, in float64."""
+    import keras
+    import numpy as np
 
-    from IPython.display import display
-
-    with contextlib.redirect_stdout(io.StringIO()):  # the visible check above has already said it
-        answer = recorded_answer(exercise, fn)
-    display({ANSWER_MIME: answer}, raw=True)
+    layer = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon)
+    layer.build(x.shape)
+    layer.set_weights([np.asarray(w, np.float32) for w in (gamma, beta, moving_mean, moving_var)])
+    y = layer(x.astype(np.float32), training=training)
+    return [np.asarray(v, np.float64) for v in (y, layer.moving_mean, layer.moving_variance)]
 
 
-def recorded_answer(exercise: str, fn) -> dict:
-    """What ``exercise``'s check saw of ``fn`` and which of the course's code ``fn`` calls, as JSON data."""
-    check, _ = EXERCISES[exercise]
-    record = Record(fn)
-    try:
-        check(record)
-    except Exception:  # a failure is recorded where it happened; the grader reaches it again
-        pass
-    answer = {"exercise": exercise, "observations": record.observations, "uses": _course_objects(fn)}
-    return json.loads(json.dumps(answer, cls=_Encoder))
+def check_batch_norm_forward(fn) -> None:
+    """``fn(x, gamma, beta, moving_mean, moving_var, training, momentum, epsilon)`` -> (y, moving mean, moving
+    variance): batch normalisation of a (N, H, W, C) array per channel, as keras.layers.BatchNormalization does."""
+    import numpy as np
+
+    a = _real_activations(channels=24, size=16) / 255.0  # three "images" of 8 channels, from one photo
+    x = np.concatenate(np.split(a, 3, axis=-1), axis=0).astype(np.float64)
+    channels = x.shape[-1]
+    x = x * np.linspace(0.05, 1.0, channels) + np.linspace(-0.5, 0.5, channels)  # small variances make ε matter
+    rng = np.random.default_rng(5)
+    gamma, beta = rng.uniform(0.5, 2.0, channels), rng.normal(0.0, 1.0, channels)
+    batch_mean, batch_var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))  # Keras: the biased variance
+    moving_mean, moving_var = 0.5 * batch_mean + 0.1, 2.0 * batch_var + 0.01  # far from this batch's statistics
+
+    def normalised(mean, var, eps, outside=False):
+        return gamma * (x - mean) / ((np.sqrt(var) + eps) if outside else np.sqrt(var + eps)) + beta
+
+    def close(got, expected):
+        return np.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+    cases = [(True, (), 0.99, 1e-3), (True, (0.9, 1e-2), 0.9, 1e-2), (False, (), 0.99, 1e-3)]
+    for training, extra, momentum, eps in cases:
+        shown = f"momentum={momentum}, epsilon={eps:g}" + ("" if extra else " (the defaults)")
+        name = f"batch_norm_forward(x, …, training={training}, {shown})"
+        got = _answer(fn, x.copy(), gamma.copy(), beta.copy(), moving_mean.copy(), moving_var.copy(), training, *extra)
+        if not isinstance(got, list) or len(got) != 3:
+            raise CheckFailed(f"{name} should return three arrays, (y, new_moving_mean, new_moving_var).")
+        try:
+            y, new_mean, new_var = (np.asarray(v, dtype=np.float64) for v in got)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{name} should return three arrays of numbers.") from None
+        for what, value, shape in (("y", y, x.shape), ("new_moving_mean", new_mean, (channels,)),
+                                   ("new_moving_var", new_var, (channels,))):
+            if value.shape != shape:
+                raise CheckFailed(f"{name} returns {what} of shape {value.shape}; expected {shape} "
+                                  f"({'like x' if what == 'y' else 'one value per channel'}).")
+        expected_y, expected_mean, expected_var = _keras_batch_norm(x, gamma, beta, moving_mean, moving_var,
+                                                                    training, momentum, eps)
+        if not close(y, expected_y):
+            said = f"{name}: y differs from keras.layers.BatchNormalization's by up to {np.abs(y - expected_y).max():.3g}"
+            mean, var = (batch_mean, batch_var) if training else (moving_mean, moving_var)
+            other = (moving_mean, moving_var) if training else (batch_mean, batch_var)
+            if close(y, normalised(*other, eps)):
+                raise CheckFailed(f"{said}: in training mode normalise with this batch's mean and variance (the "
+                                  "moving averages are for inference)." if training else
+                                  f"{said}: at inference normalise with the moving mean and variance, not the "
+                                  "batch's.")
+            if close(y, normalised(mean, var, eps, outside=True)):
+                raise CheckFailed(f"{said}: ε goes inside the square root, (x − μ) / √(σ² + ε).")
+            if close(y, (x - mean) / np.sqrt(var + eps)):
+                raise CheckFailed(f"{said}: after normalising, scale by γ (gamma) and shift by β (beta).")
+            if training and close(y, normalised(mean, x.var(axis=(0, 1, 2), ddof=1), eps)):
+                raise CheckFailed(f"{said}: Keras normalises with the biased batch variance (divide by N·H·W, "
+                                  "not N·H·W − 1).")
+            if training:
+                for axes in ((1, 2), (0,), (0, 1, 2, 3), (3,)):
+                    if close(y, normalised(x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True), eps)):
+                        raise CheckFailed(f"{said}: the statistics are taken over axes {axes}; batch norm takes one "
+                                          "mean and variance per channel, over N, H and W (axes (0, 1, 2)).")
+            raise CheckFailed(f"{said}: y = γ·(x − μ)/√(σ² + ε) + β per channel.")
+        for what, value, expected, old, batch in (("new_moving_mean", new_mean, expected_mean, moving_mean, batch_mean),
+                                                  ("new_moving_var", new_var, expected_var, moving_var, batch_var)):
+            if close(value, expected):
+                continue
+            said = f"{name}: {what} is {np.round(value[:3], 4).tolist()}… where Keras has {np.round(expected[:3], 4).tolist()}…"
+            if not training:
+                raise CheckFailed(f"{said}: at inference the moving averages stay as they are.")
+            if close(value, momentum * batch + (1 - momentum) * old):
+                raise CheckFailed(f"{said}: the momentum convention is reversed; Keras keeps `momentum` of the old "
+                                  "average: moving = momentum·moving + (1 − momentum)·batch.")
+            if close(value, old):
+                raise CheckFailed(f"{said}: in training mode the moving averages move towards this batch's statistics.")
+            if what == "new_moving_var" and close(value, momentum * old + (1 - momentum) * x.var(axis=(0, 1, 2), ddof=1)):
+                raise CheckFailed(f"{said}: Keras 3 feeds the moving variance the biased batch variance (÷ N·H·W), "
+                                  "the one it normalises with.")
+            raise CheckFailed(f"{said} (moving = momentum·moving + (1 − momentum)·batch statistic).")
+    _passed("batch_norm_forward agrees with keras.layers.BatchNormalization on a photo's activations: training mode "
+            "(batch statistics, moving averages updated) and inference mode (moving statistics, left unchanged)")
 
 
-def judge(exercise: str, answer: dict) -> None:
-    """Judge a recorded answer here, with this process's checks and references; raises :class:`CheckFailed`."""
-    import contextlib
-    import io
+# The probes a check may ask for, by name (the grading sandbox runs only these).
+PROBES = {probe.__name__: probe for probe in (_returns, _returns_array, _block, _frozen)}
 
-    check, course = EXERCISES[exercise]
-    delegated = sorted(set(answer.get("uses", ())) & set(course))
-    if delegated:
-        raise CheckFailed(f"{exercise} delegates to {delegated[0]}, the course's own implementation of this "
-                          "exercise: write it yourself.")
-    with contextlib.redirect_stdout(io.StringIO()):  # the grader reports the verdict, not the ✓ line
-        check(Replay(exercise, _decoded(answer.get("observations", {}))))
+
+def record_answer(exercise: str, fn) -> None:  # TEMPORARY: the notebooks' hidden tests move to check_own_work
+    import helpers.grading
+
+    helpers.grading.check_own_work(exercise, fn)
