@@ -215,16 +215,34 @@ def sandbox_command(stage: Path, argv: list[str]) -> list[str]:
 LIMITS = {"cpu_seconds": 300, "memory_bytes": 8 << 30, "processes": 512, "file_bytes": 64 << 20}
 
 
-def _limit(limits: dict):
-    def apply():  # in the child, before bwrap starts: inherited by everything inside
+def _threads_of_this_user() -> int:
+    """Processes and threads this user runs now (the process limit counts them all)."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == os.getuid():
+            count += int(fields.get("Threads", "1"))
+    return count
+
+
+def _limit(limits: dict, sandbox: bool):
+    """The limits, set in the child before it starts the answers' process, and inherited by all it starts."""
+    processes = None
+    if sandbox:  # as root the answers run as uid 65534, which runs nothing else; otherwise as this user
+        processes = limits["processes"] + (0 if os.geteuid() == 0 else _threads_of_this_user())
+
+    def apply():
         import resource
 
         resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"],) * 2)
         resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if os.geteuid() == 0 or not shutil.which("bwrap"):  # uid 65534 (or this user): its own processes count
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+        if processes is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     return apply
 
 
@@ -345,7 +363,7 @@ class Sandbox:
         self.deadline = deadline
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                         env=env, cwd=cwd, start_new_session=True,
-                                        preexec_fn=_limit({**LIMITS, **(limits or {})}))
+                                        preexec_fn=_limit({**LIMITS, **(limits or {})}, sandbox))
         self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self.close)
         self._timer.daemon = True
         self._timer.start()
@@ -471,9 +489,10 @@ def grade_answers(submission, reference, stage: Path, *, limit: float, sandbox: 
     graded = [c.metadata["nbgrader"]["grade_id"].removeprefix("check_") for c in reference.cells
               if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
     exercises = [e for e in graded if e in EXERCISES]
-    cells = answer_cells(submission, exercises)
-    used = _names_used([source for _, source in cells])
-    imports = [s for s in course_imports(reference) if _binds(s) & used]  # TensorFlow only when an answer uses it
+    with judging or contextlib_null():  # Python 3.11's ast is not safe in several threads at once
+        cells = answer_cells(submission, exercises)
+        used = _names_used([source for _, source in cells])
+        imports = [s for s in course_imports(reference) if _binds(s) & used]  # TensorFlow only when answers use it
     said: dict[str, str] = {}
     process = None
     try:
