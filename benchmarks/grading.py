@@ -3,7 +3,8 @@
     python benchmarks/grading.py                       # 60 submissions of 00_cnn_basics, --jobs = CPU count
     python benchmarks/grading.py --count 20 --jobs 1 --notebook 01_lenet5
 
-Half the submissions are the course notebook (full marks), half its student version (unfinished: 0), under
+Each submission's answers run in the grading sandbox (``helpers.grading``; bubblewrap must work here). Half the
+submissions are the course notebook (full marks), half its student version (unfinished: 0), under
 names as they arrive (``Copy of …``, ``… (1)``, renamed), in a temporary folder. Needs the datasets
 (``CNN_DATA_DIR``). Prints the total wall time, the median time per submission (from each report's start and end)
 and the scores, which must be right for the timing to count.
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers import assignments  # noqa: E402
+from helpers import assignments, cpu  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--notebook", default="00_cnn_basics")
     args = parser.parse_args()
-    os.environ.setdefault("CNN_QUICK", "1")
+    print(cpu.header())
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
