@@ -10,13 +10,14 @@ The course notebooks carry nbgrader's markers, so instructors who use nbgrader c
 
     helpers.checks.check_output_size(output_size)   <- a graded cell (nbgrader metadata: grade=True)
     ### BEGIN HIDDEN TESTS
-    helpers.checks.record_answer("output_size", output_size)   <- removed from the student version
+    import helpers.grading                                       <- removed from the student version; run
+    helpers.grading.check_own_work("output_size", output_size)     by nbgrader's autograde
     ### END HIDDEN TESTS
 
 Without nbgrader::
 
     python -m helpers.assignments build [--out build/student]          # write student versions
-    python -m helpers.assignments grade SUBMISSIONS [--out scores.csv]  # run hidden tests, score each file
+    python -m helpers.assignments grade SUBMISSIONS [--out scores.csv]  # score each file, in a sandbox
 
 A submission is recognised by the course notebook id in its metadata (``metadata["course"]["notebook"]``, which
 every course notebook and student version carries), so renamed copies ("Copy of 01_lenet5.ipynb",

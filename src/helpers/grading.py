@@ -364,7 +364,8 @@ class Sandbox:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                         env=env, cwd=cwd, start_new_session=True,
                                         preexec_fn=_limit({**LIMITS, **(limits or {})}, sandbox))
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self.close)
+        self.timed_out = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._time_up)
         self._timer.daemon = True
         self._timer.start()
         self._buffer = b""
@@ -395,6 +396,8 @@ class Sandbox:
             chunk = os.read(out, 1 << 20)
             if not chunk:
                 self.process.wait()
+                if self.timed_out:
+                    raise TimeoutError("stopped at the time limit")
                 said = self.stderr_tail(400).strip().splitlines()[-1:]
                 raise RuntimeError(f"the answers' process ended (exit code {self.process.returncode}"
                                    f"{self._signal()}) before it replied" + (f"; it said: {said[0]}" if said else ""))
@@ -412,6 +415,10 @@ class Sandbox:
     def ask(self, function: str):
         """A probe function for :class:`helpers.checks.Remote` on the student's ``function``."""
         return lambda probe, args: self._exchange({"function": function, "probe": probe, "args": list(args)})
+
+    def _time_up(self) -> None:
+        self.timed_out = True
+        self.close()
 
     def close(self) -> None:
         self._timer.cancel()
@@ -489,7 +496,8 @@ def grade_answers(submission, reference, stage: Path, *, limit: float, sandbox: 
     graded = [c.metadata["nbgrader"]["grade_id"].removeprefix("check_") for c in reference.cells
               if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
     exercises = [e for e in graded if e in EXERCISES]
-    with judging or contextlib_null():  # Python 3.11's ast is not safe in several threads at once
+    lock = judging or threading.Lock()
+    with lock:  # Python 3.11's ast is not safe in several threads at once
         cells = answer_cells(submission, exercises)
         used = _names_used([source for _, source in cells])
         imports = [s for s in course_imports(reference) if _binds(s) & used]  # TensorFlow only when answers use it
@@ -503,8 +511,8 @@ def grade_answers(submission, reference, stage: Path, *, limit: float, sandbox: 
                 said[exercise] = f"its answer cell raised {process.errors[exercise]}"
                 continue
             try:
-                with judging or contextlib_null():
-                    _quietly(check, checks.Remote(exercise, process.ask(exercise)))
+                with lock:
+                    _quietly(check, checks.Remote(exercise, _unlocked(lock, process.ask(exercise))))
                 said[exercise] = "passed"
             except CheckFailed as failure:
                 said[exercise] = f"CheckFailed: {str(failure)[:500]}"
@@ -525,12 +533,16 @@ def _quietly(check, fn) -> None:
         check(fn)
 
 
-class contextlib_null:  # noqa: N801 - a do-nothing "with" when no lock is shared
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _unlocked(lock: threading.Lock, ask):
+    """``ask`` with ``lock`` released while it waits for the sandbox: the checks run one at a time in this process,
+    but a submission that sleeps holds up no other."""
+    def asked(probe, args):
+        lock.release()
+        try:
+            return ask(probe, args)
+        finally:
+            lock.acquire()
+    return asked
 
 
 # --- Under nbgrader (or any grader that runs the notebook in its own kernel) ------------------------------------
