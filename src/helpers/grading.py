@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import checks
+from helpers import checks, settings
 from helpers.checks import CheckFailed
 
 # Graded exercise -> (its check in helpers.checks, the course's own implementations of it). The implementations are absent from the
@@ -188,9 +188,14 @@ def sandbox_command(stage: Path, argv: list[str]) -> list[str]:
         for parent in reversed(Path(tree).parents[:-1]):
             command += ["--perms", "0755", "--dir", str(parent)]
         command += ["--ro-bind", tree, tree]
-    # The course's own package, where the Python above would import it from, hidden behind the redacted copy.
+    # The course's own package, where the Python above would import it from, hidden behind the redacted copy; its
+    # checkout (notebooks with solutions), should it lie inside one of those trees, behind an empty folder.
     real = str(Path(checks.__file__).resolve().parent)
-    if any(real.startswith(tree + os.sep) for tree in _python_trees()):
+    inside = lambda path: any(path.startswith(tree + os.sep) for tree in _python_trees())  # noqa: E731
+    checkout = settings.repo_root()
+    if checkout is not None and inside(str(checkout)):
+        command += ["--tmpfs", str(checkout)]
+    if inside(real):
         command += ["--ro-bind", str(stage / "helpers"), real]
     command += ["--ro-bind", str(stage), COURSE_IN_SANDBOX,
                 "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0777", "--dir", "/tmp/home",
