@@ -729,8 +729,8 @@ def check_inverted_dropout(fn) -> None:
         name = f"inverted_dropout(x, {rate}, training=True, seed={seed})"
         y = _array(fn, x.copy(), rate, True, seed, name=name, shape=x.shape)
         dropped = float((y[live] == 0).mean())
-        # The count of zeros is Binomial(n, rate): 5 standard deviations leave a correct answer a < 1e-6 chance
-        # of failing, and still catch a rate that is off by 3 points at n ≈ 6,900.
+        # The count of zeros is Binomial(n, rate): 5 standard deviations leave a correct answer a chance below 1e-6
+        # per rate (below 1e-5 for the four) of failing, and still catch a rate off by 3 points at n ≈ 6,900.
         tolerance = 5 * np.sqrt(rate * (1 - rate) / n)
         if abs(dropped - rate) > tolerance:
             said = f"{name} zeroes {dropped:.1%} of the values; expected {rate:.0%} ± {tolerance:.1%}"
@@ -755,8 +755,8 @@ def check_inverted_dropout(fn) -> None:
         if abs(y.mean() - x.mean()) > spread:
             raise CheckFailed(f"{name} has mean {y.mean():.4g} where x has {x.mean():.4g}: drop values at random, "
                               "whatever their size.")
-    masks = [_array(fn, x.copy(), 0.5, True, seed, name=f"inverted_dropout(x, 0.5, training=True, seed={seed})",
-                    shape=x.shape) == 0 for seed in (1, 7, 7)]
+    masks = [_array(fn, x.copy(), 0.5, True, seed, name=f"inverted_dropout(x, 0.5, training=True, seed={seed}){again}",
+                    shape=x.shape) == 0 for seed, again in ((1, ""), (7, ""), (7, ", again"))]
     if np.array_equal(masks[0], masks[1]):
         raise CheckFailed("inverted_dropout gives the same mask for seeds 1 and 7: draw the mask from "
                           "np.random.default_rng(seed).")
@@ -861,9 +861,3 @@ def check_batch_norm_forward(fn) -> None:
 
 # The probes a check may ask for, by name (the grading sandbox runs only these).
 PROBES = {probe.__name__: probe for probe in (_returns, _returns_array, _block, _frozen)}
-
-
-def record_answer(exercise: str, fn) -> None:  # TEMPORARY: the notebooks' hidden tests move to check_own_work
-    import helpers.grading
-
-    helpers.grading.check_own_work(exercise, fn)

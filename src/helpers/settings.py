@@ -187,18 +187,40 @@ PROFILES: dict[str, dict] = {
         cpu=dict(),
         quick=dict(epochs=1, batch_size=256, train_samples=256, test_samples=100),
     ),
+    # The ingredients' experiments (helpers.ingredients). CPU mode, both runs of an experiment, measured on a 2-core
+    # AMD EPYC (TF 2.21) that other jobs shared: optimisers 18 s, activation 108 s, dropout 130 s, batch_norm 70 s.
+    "optimisers": dict(  # notebook 00: the small CNN on MNIST, one plain model.fit per optimiser
+        full=dict(epochs=1, batch_size=128, image_size=28, train_samples=20000, val_samples=5000),
+        cpu=dict(),
+        quick=dict(train_samples=1024, val_samples=512),
+    ),
+    "activation": dict(  # notebook 02: ReLU vs tanh; SGD + momentum 0.9, no regularisation (as the paper's Fig. 1 run)
+        full=dict(epochs=30, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        cpu=dict(epochs=6, train_samples=10000, val_samples=1000),
+        quick=dict(epochs=2, train_samples=256, val_samples=64),
+    ),
+    "dropout": dict(  # notebook 02: few images, many epochs, the regime where a net memorises its training set
+        full=dict(epochs=60, batch_size=128, image_size=32, train_samples=10000, val_samples=5000),
+        cpu=dict(epochs=20, train_samples=3000, val_samples=1000),
+        quick=dict(epochs=2, train_samples=256, val_samples=64),
+    ),
+    "batch_norm": dict(  # notebook 03: a VGG-11 with and without batch norm
+        full=dict(epochs=30, batch_size=128, image_size=32, train_samples=None, val_samples=None),
+        cpu=dict(epochs=8, train_samples=8000, val_samples=1000),
+        quick=dict(epochs=1, train_samples=256, val_samples=64),
+    ),
 }
 
 # How long a whole notebook took in each mode, where a run was recorded (the README's results tables; QUICK from
 # `make run` on a fresh clone): "cpu" rows exist only where the CPU sizes equal a recorded run's.
 _CPU = "a 2-core AMD EPYC (AVX-512) with TF 2.21"
 MEASURED: dict[str, dict[str, str]] = {
-    "cnn_basics": {"quick": f"35.5 s on {_CPU}", "cpu": f"109 s of training on {_CPU}"},
+    "cnn_basics": {"quick": f"19.6 s on {_CPU}", "cpu": f"109 s of training on {_CPU}"},
     "lenet5": {"quick": f"21.1 s on {_CPU}", "cpu": f"106.5 s (as published) + 88.5 s (modern) of 20-epoch runs on {_CPU}"},
-    "alexnet": {"quick": f"18.9 s on {_CPU}", "cpu": f"1,340 s of training on {_CPU}"},
-    "vgg": {"quick": f"20.1 s on {_CPU}", "cpu": f"25 min on {_CPU}"},
-    "googlenet": {"quick": f"26.1 s on {_CPU}", "cpu": f"498 s of training on {_CPU}"},
-    "resnet_degradation": {"quick": f"49.1 s on {_CPU}", "cpu": f"1,788 s on {_CPU}"},
+    "alexnet": {"quick": f"21.1 s on {_CPU}", "cpu": f"1,340 s of training on {_CPU}"},
+    "vgg": {"quick": f"22.1 s on {_CPU}", "cpu": f"25 min on {_CPU}"},
+    "googlenet": {"quick": f"22.0 s on {_CPU}", "cpu": f"498 s of training on {_CPU}"},
+    "resnet_degradation": {"quick": f"51.2 s on {_CPU}", "cpu": f"1,788 s on {_CPU}"},
     "comparison": {"quick": f"58.1 s on {_CPU}", "cpu": f"1,478 s on {_CPU}"},
     "transfer_pretrain": {"quick": f"29.0 s on {_CPU}", "cpu": f"1,263 s on {_CPU}"},
     "speedrun": {"quick": f"71.7 s on {_CPU}", "cpu": f"23.3 min of training on {_CPU}"},
