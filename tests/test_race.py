@@ -36,7 +36,7 @@ def test_clock_schedule_stops_on_time_and_sets_the_rate():
     x, y = np.random.default_rng(0).normal(size=(64, 8)).astype("float32"), np.arange(64) % 4
     model.fit(x, y, batch_size=8, epochs=1000, verbose=0, callbacks=[clock, probe])
     assert clock.used >= 0.5 and clock.steps == len(rates) > 2
-    assert rates[0] == 0 and max(rates) <= recipes.SHORT.learning_rate
+    assert rates[0] == 0 and max(rates) <= recipes.SHORT.learning_rate * (1 + 1e-6)  # the rate is a float32
     assert rates[-1] < 0.05 * recipes.SHORT.learning_rate  # the end of the cosine: nearly zero
     with pytest.raises(ValueError, match="seconds must be positive"):
         recipes.ClockSchedule(recipes.SHORT, 0)
