@@ -205,7 +205,7 @@ def test_impossible_sizes_fail_at_once(size, value):
 def test_each_notebook_says_its_mode_what_it_trains_and_its_recorded_time():
     line = settings.run_config("resnet_degradation", mode="cpu").describe()
     assert line.startswith("Mode 'cpu': 5 epoch(s) on 10,000 training images at 32 px, batch 128.")
-    assert "The whole notebook in this mode: 1,788 s on a 2-core AMD EPYC" in line  # MEASURED's cpu row
+    assert "The whole notebook in this mode: 1,219 s on a 2-core AMD EPYC" in line  # MEASURED's cpu row
     assert "The whole notebook in this mode: not yet recorded" in settings.run_config("resnet_degradation",
                                                                                     mode="full").describe()
     assert "3 epoch(s) on all training images" in settings.run_config("cnn_basics", mode="full").describe()

@@ -220,7 +220,7 @@ MEASURED: dict[str, dict[str, str]] = {
     "alexnet": {"quick": f"21.1 s on {_CPU}", "cpu": f"531.4 s on {_CPU}"},
     "vgg": {"quick": f"22.1 s on {_CPU}", "cpu": f"25 min on {_CPU}"},
     "googlenet": {"quick": f"22.0 s on {_CPU}", "cpu": f"498 s of training on {_CPU}"},
-    "resnet_degradation": {"quick": f"51.2 s on {_CPU}", "cpu": f"1,788 s on {_CPU}"},
+    "resnet_degradation": {"quick": f"51.2 s on {_CPU}", "cpu": f"1,219 s on {_CPU}"},
     "comparison": {"quick": f"58.1 s on {_CPU}", "cpu": f"1,478 s on {_CPU}"},
     "transfer_pretrain": {"quick": f"29.0 s on {_CPU}", "cpu": f"1,263 s on {_CPU}"},
     "speedrun": {"quick": f"71.7 s on {_CPU}", "cpu": f"23.3 min of training on {_CPU}"},
