@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -64,14 +63,13 @@ class Run:
 
 
 def _train(model, cfg, data, optimizer, label: str, measure_fit: bool = False) -> Run:
-    from helpers.training import build_training_state, without_autotune_thread
+    from helpers.training import build_training_state, without_autotune_thread, without_false_end_of_data_warning
 
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train, val = without_autotune_thread(_batches(data, cfg)), without_autotune_thread(data.val)
     build_training_state(model, train)
     start = time.perf_counter()
-    with warnings.catch_warnings():  # Keras 3.15's false "ran out of data" (see helpers.training.fit)
-        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+    with without_false_end_of_data_warning():
         history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=0, shuffle=False)
         run = Run(label, [1 - a for a in history.history["accuracy"]],
                   [1 - a for a in history.history["val_accuracy"]], time.perf_counter() - start)

@@ -34,6 +34,7 @@ A notebook trains in three steps::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -328,6 +329,16 @@ def _best_so_far(rows: list[dict], monitor: str) -> float | None:
     return max(values) if monitor_mode(monitor) == "max" else min(values)
 
 
+@contextlib.contextmanager
+def without_false_end_of_data_warning():
+    """Keras 3.15 warns "Your input ran out of data" at the end of the first epoch of every dataset of unknown
+    length (ours, after ignore_errors) although no steps_per_epoch was set: nothing ran out. Fixed upstream
+    (keras-team/keras#23360). With steps_per_epoch the dataset repeats, so nothing can."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        yield
+
+
 def without_autotune_thread(dataset):
     """``dataset`` with tf.data's autotuning thread turned off, so that ending an epoch never waits for it.
 
@@ -426,11 +437,7 @@ def fit(model, train, *, validation=None, epochs: int, batch_size: int | None = 
     train, validation = without_autotune_thread(train), without_autotune_thread(validation)
     build_training_state(model, train)  # part of this call's wall time: Keras would do it inside fit
     try:
-        with warnings.catch_warnings():
-            # Keras 3.15 warns "Your input ran out of data" at the end of the first epoch of every dataset of
-            # unknown length (ours, after ignore_errors) although no steps_per_epoch was set: nothing ran out.
-            # Fixed upstream (keras-team/keras#23360). With steps_per_epoch the dataset repeats, so nothing can.
-            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        with without_false_end_of_data_warning():
             if isinstance(train, tuple):  # NumPy arrays (x, y): Keras batches them itself
                 history = model.fit(*train, batch_size=batch_size, validation_data=validation, epochs=epochs,
                                     verbose=verbose, callbacks=[*run_callbacks, *callbacks])
